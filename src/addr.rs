@@ -1,0 +1,205 @@
+//! A compact, ordered IP address and CIDR sets (local networks, ignore lists).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+/// An IPv4 or IPv6 address in 17 bytes with alignment 1, ordered as the CSV wants:
+/// every IPv4 address before every IPv6 address, then numerically.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Addr {
+    v6: bool,
+    bytes: [u8; 16],
+}
+
+impl Addr {
+    #[inline]
+    pub fn v4(octets: [u8; 4]) -> Addr {
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&octets);
+        Addr { v6: false, bytes }
+    }
+
+    #[inline]
+    pub fn v6(bytes: [u8; 16]) -> Addr {
+        Addr { v6: true, bytes }
+    }
+
+    pub fn is_v6(&self) -> bool {
+        self.v6
+    }
+
+    pub fn bytes(&self) -> &[u8; 16] {
+        &self.bytes
+    }
+
+    /// The address as a number in its family, for prefix matching.
+    #[inline]
+    fn bits(&self) -> u128 {
+        u128::from_be_bytes(self.bytes)
+    }
+
+    pub fn to_ip(self) -> IpAddr {
+        if self.v6 {
+            IpAddr::V6(Ipv6Addr::from(self.bytes))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(
+                self.bytes[0],
+                self.bytes[1],
+                self.bytes[2],
+                self.bytes[3],
+            ))
+        }
+    }
+}
+
+impl From<IpAddr> for Addr {
+    fn from(ip: IpAddr) -> Addr {
+        match ip {
+            IpAddr::V4(a) => Addr::v4(a.octets()),
+            IpAddr::V6(a) => Addr::v6(a.octets()),
+        }
+    }
+}
+
+impl fmt::Display for Addr {
+    /// IPv6 in RFC 5952 form, which is what std prints.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.to_ip().fmt(f)
+    }
+}
+
+impl fmt::Debug for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// One network: an address family, a prefix and its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    v6: bool,
+    prefix: u128,
+    mask: u128,
+    len: u8,
+}
+
+impl Cidr {
+    pub fn new(addr: IpAddr, len: u8) -> Option<Cidr> {
+        let (v6, max) = match addr {
+            IpAddr::V4(_) => (false, 32),
+            IpAddr::V6(_) => (true, 128),
+        };
+        if len > max {
+            return None;
+        }
+        // Addresses live in the top bits of the u128 for both families (see `Addr`).
+        let mask = if len == 0 { 0 } else { u128::MAX << (128 - len as u32) };
+        let a = Addr::from(addr);
+        Some(Cidr {
+            v6,
+            prefix: a.bits() & mask,
+            mask,
+            len,
+        })
+    }
+
+    #[inline]
+    pub fn contains(&self, a: &Addr) -> bool {
+        a.v6 == self.v6 && a.bits() & self.mask == self.prefix
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = Addr {
+            v6: self.v6,
+            bytes: self.prefix.to_be_bytes(),
+        };
+        write!(f, "{}/{}", a, self.len)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    /// `ADDR/LEN`, or a bare address meaning one host.
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (a, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let ip: IpAddr = a
+            .parse()
+            .map_err(|_| format!("'{s}' is not an IP address or CIDR"))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|&l| l <= max)
+                .ok_or_else(|| format!("'{s}' has a bad prefix length (0 to {max})"))?,
+            None => max,
+        };
+        Cidr::new(ip, len).ok_or_else(|| format!("'{s}' is not a valid CIDR"))
+    }
+}
+
+/// A set of networks. Small (a handful of entries), so a linear scan beats anything cleverer.
+#[derive(Clone, Debug, Default)]
+pub struct NetSet {
+    nets: Vec<Cidr>,
+}
+
+impl NetSet {
+    pub fn new(nets: Vec<Cidr>) -> NetSet {
+        NetSet { nets }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
+
+    pub fn nets(&self) -> &[Cidr] {
+        &self.nets
+    }
+
+    #[inline]
+    pub fn contains(&self, a: &Addr) -> bool {
+        self.nets.iter().any(|n| n.contains(a))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_puts_ipv4_first_then_numeric() {
+        let a: Addr = IpAddr::from_str("9.9.9.9").unwrap().into();
+        let b: Addr = IpAddr::from_str("10.0.0.1").unwrap().into();
+        let c: Addr = IpAddr::from_str("::1").unwrap().into();
+        assert!(a < b && b < c);
+    }
+
+    #[test]
+    fn cidr_matches_its_family_only() {
+        let n: Cidr = "198.51.100.0/24".parse().unwrap();
+        assert!(n.contains(&IpAddr::from_str("198.51.100.7").unwrap().into()));
+        assert!(!n.contains(&IpAddr::from_str("198.51.101.7").unwrap().into()));
+        assert!(!n.contains(&IpAddr::from_str("c633:6400::").unwrap().into()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(!all.contains(&IpAddr::from_str("::").unwrap().into()));
+        let v6: Cidr = "2001:db8::/32".parse().unwrap();
+        assert!(v6.contains(&IpAddr::from_str("2001:db8:1::5").unwrap().into()));
+        assert_eq!(v6.to_string(), "2001:db8::/32");
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("nonsense".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn ipv6_prints_in_rfc5952_form() {
+        let a: Addr = IpAddr::from_str("2001:0DB8:0:0:0:0:0:1").unwrap().into();
+        assert_eq!(a.to_string(), "2001:db8::1");
+    }
+}

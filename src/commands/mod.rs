@@ -1,0 +1,51 @@
+//! The subcommands, each a thin driver over the sensor.
+
+pub mod replay;
+pub mod run;
+
+use crate::addr::Cidr;
+use crate::cli::{Parsed, Usage};
+use crate::config::Settings;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Exit status for a usage or configuration error.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status when the sensor could not do its work (capture, files).
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Settings from the defaults, then `--config FILE`, then the options common to the commands.
+pub fn settings(p: &Parsed, command: &str) -> Result<Settings, Usage> {
+    let mut s = Settings::default();
+    if let Some(file) = p.last("--config") {
+        s.load(Path::new(file)).map_err(|e| Usage(format!("tsusen {command}: {e}")))?;
+    }
+    let opt = |name: &str, key: &str, s: &mut Settings| -> Result<(), Usage> {
+        if let Some(v) = p.last(name) {
+            s.set(key, v, &format!("option {name}"))
+                .map_err(|e| Usage(format!("tsusen {command}: {e}")))?;
+        }
+        Ok(())
+    };
+    opt("--log-dir", "LOG_DIRECTORY", &mut s)?;
+    opt("--write-period", "WRITE_PERIOD", &mut s)?;
+    opt("--interface", "MONITOR_INTERFACE", &mut s)?;
+    opt("--table-capacity", "TABLE_CAPACITY", &mut s)?;
+    opt("--flow-capacity", "FLOW_CAPACITY", &mut s)?;
+    let locals: Vec<&str> = p.all("--local").collect();
+    if !locals.is_empty() {
+        let mut nets = Vec::new();
+        for l in locals {
+            let n: Vec<Cidr> = crate::config::cidrs(l)
+                .map_err(|e| Usage(format!("tsusen {command}: option --local: {e}")))?;
+            nets.extend(n);
+        }
+        s.local_networks = nets;
+    }
+    Ok(s)
+}
+
+pub fn usage_exit(u: Usage) -> ExitCode {
+    eprintln!("{}", u.0);
+    ExitCode::from(EXIT_USAGE)
+}

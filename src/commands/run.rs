@@ -1,0 +1,148 @@
+//! `tsusen run`: live capture into the daily files until SIGINT or SIGTERM.
+
+use super::{settings, usage_exit, EXIT_FAILURE, EXIT_USAGE};
+use crate::addr::NetSet;
+use crate::cli::{self, Spec};
+use crate::policy::LIVE_POLL_SECONDS;
+use crate::sensor::Sensor;
+use crate::signals;
+use crate::source::live::{interface_networks, Capture};
+use crate::source::Frame;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const SPEC: Spec = Spec {
+    command: "run",
+    help: "\
+Usage: tsusen run [OPTIONS]
+
+Captures live traffic (AF_PACKET) and records every connection attempt from the outside to
+our networks in daily CSV files. Flushes every WRITE_PERIOD seconds, at the change of day and
+on SIGINT/SIGTERM.
+
+Options:
+  --config FILE          read settings from FILE (tsusen.conf format)
+  --interface IFACE      interface to capture on (MONITOR_INTERFACE, default any); a named
+                         interface is put in promiscuous mode (span port)
+  --log-dir DIR          where the daily CSV files go (LOG_DIRECTORY, default /var/log/tsusen)
+  --local CIDR           a network of ours (repeat, or LOCAL_NETWORKS); default: the networks
+                         of the capture interface's addresses. On a span port set it.
+  --write-period SECS    seconds between flushes (WRITE_PERIOD, default 900)
+  -h, --help             this text
+
+Exit status: 0 stopped by a signal; 1 capture or file failure; 2 usage.",
+    valued: &[
+        "--config",
+        "--interface",
+        "--log-dir",
+        "--local",
+        "--write-period",
+        "--table-capacity",
+        "--flow-capacity",
+    ],
+    flags: &[],
+};
+
+fn wall_clock() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub fn main(args: Vec<String>) -> ExitCode {
+    let p = match cli::parse(&SPEC, args) {
+        Ok(p) => p,
+        Err(u) => return usage_exit(u),
+    };
+    if p.help {
+        println!("{}", SPEC.help);
+        return ExitCode::SUCCESS;
+    }
+    if let Some(extra) = p.positional.first() {
+        return usage_exit(cli::Usage(format!(
+            "tsusen run: unexpected argument '{extra}'\nTry 'tsusen run --help'."
+        )));
+    }
+    let s = match settings(&p, "run") {
+        Ok(s) => s,
+        Err(u) => return usage_exit(u),
+    };
+    let iface = s.monitor_interface.clone();
+    // Open the capture first: a missing privilege or interface is the likeliest failure.
+    let mut capture = match Capture::open(&iface, Duration::from_secs(LIVE_POLL_SECONDS)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tsusen run: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let local = if s.local_networks.is_empty() {
+        match interface_networks(&iface) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("tsusen run: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    } else {
+        s.local_networks.clone()
+    };
+    if local.is_empty() {
+        eprintln!(
+            "tsusen run: {iface} has no addresses to take local networks from: set --local or LOCAL_NETWORKS"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let names: Vec<String> = local.iter().map(|n| n.to_string()).collect();
+    let mut sensor = match Sensor::new(&s, NetSet::new(local)) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("tsusen run: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    signals::install();
+    let now = wall_clock();
+    match sensor.prepare_day(now) {
+        Ok(Some(rows)) => log::info!("continuing today's file with {rows} rows"),
+        Ok(None) => {}
+        Err(e) => log::error!("today's file: {e}"),
+    }
+    sensor.advance(now);
+    log::info!(
+        "capturing on {iface}; local networks {}; writing to {} every {} s",
+        names.join(" "),
+        s.log_directory.display(),
+        s.write_period
+    );
+    let mut status = ExitCode::SUCCESS;
+    while !signals::stop_requested() {
+        match capture.next() {
+            Ok(Some(f)) => sensor.frame(&Frame {
+                ts: wall_clock(),
+                link: f.link,
+                data: f.data,
+                outgoing: f.outgoing,
+            }),
+            Ok(None) => sensor.advance(wall_clock()),
+            Err(e) => {
+                log::error!("capture on {iface}: {e}");
+                status = ExitCode::from(EXIT_FAILURE);
+                break;
+            }
+        }
+    }
+    sensor.advance(wall_clock());
+    if !sensor.flush() {
+        status = ExitCode::from(EXIT_FAILURE);
+    }
+    let st = sensor.stats;
+    log::info!(
+        "stopped: packets {}, attempts {}, malformed {}, rows {}",
+        st.packets,
+        st.attempts,
+        st.malformed,
+        st.rows
+    );
+    status
+}

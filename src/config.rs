@@ -1,0 +1,233 @@
+//! Settings: policy defaults, overridden by `tsusen.conf` (the original tsusen's `KEY value`
+//! format), overridden in turn by the command line.
+
+use crate::addr::Cidr;
+use crate::policy;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub monitor_interface: String,
+    pub write_period: u64,
+    pub ignore_addresses: Vec<Cidr>,
+    pub ignore_ports: Vec<(u16, u16)>,
+    pub http_address: String,
+    pub http_port: u16,
+    pub trendline_period: u32,
+    pub trendline_daily_threshold: u32,
+    pub trendline_daily_burst: u32,
+    /// Accepted for compatibility; our own rules do this filtering.
+    pub capture_filter: Option<String>,
+    pub log_directory: PathBuf,
+    pub local_networks: Vec<Cidr>,
+    pub table_capacity: usize,
+    pub flow_capacity: usize,
+    pub flow_timeout: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            monitor_interface: policy::MONITOR_INTERFACE.into(),
+            write_period: policy::WRITE_PERIOD,
+            ignore_addresses: Vec::new(),
+            ignore_ports: Vec::new(),
+            http_address: policy::HTTP_ADDRESS.into(),
+            http_port: policy::HTTP_PORT,
+            trendline_period: policy::TRENDLINE_PERIOD,
+            trendline_daily_threshold: policy::TRENDLINE_DAILY_THRESHOLD,
+            trendline_daily_burst: policy::TRENDLINE_DAILY_BURST,
+            capture_filter: None,
+            log_directory: policy::LOG_DIRECTORY.into(),
+            local_networks: Vec::new(),
+            table_capacity: policy::TABLE_CAPACITY,
+            flow_capacity: policy::FLOW_CAPACITY,
+            flow_timeout: policy::FLOW_TIMEOUT,
+        }
+    }
+}
+
+/// A bad setting, with where it came from.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub origin: String,
+    pub key: String,
+    pub why: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.origin, self.why)
+        } else {
+            write!(f, "{}: {}: {}", self.origin, self.key, self.why)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Keys that later parts of tsusen read; accepted now so one file serves every version.
+const RESERVED_KEYS: &[&str] = &[
+    "STATE_FILE",
+    "CAPTURE_METHOD",
+    "NETFLOW_LISTEN",
+    "GEOIP_DATABASE",
+    "ASN_DATABASE",
+    "SYSLOG",
+    "EVENT_FILE",
+    "MQTT_URL",
+    "AMQP_URL",
+];
+
+impl Settings {
+    /// Applies one `KEY value` setting. `origin` names the file and line (or option) for errors.
+    pub fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
+        let err = |why: String| ConfigError {
+            origin: origin.into(),
+            key: key.into(),
+            why,
+        };
+        let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+        match key {
+            "MONITOR_INTERFACE" => {
+                if value.is_empty() {
+                    return Err(err("needs an interface name".into()));
+                }
+                self.monitor_interface = value.into();
+            }
+            "WRITE_PERIOD" => self.write_period = number(value, 1, 366 * 86_400).map_err(err)?,
+            "IGNORE_ADDRESSES" | "BLACKLISTED_ADDRESSES" => {
+                self.ignore_addresses = cidrs(value).map_err(err)?
+            }
+            "IGNORE_PORTS" => self.ignore_ports = ports(value).map_err(err)?,
+            "HTTP_ADDRESS" => self.http_address = value.into(),
+            "HTTP_PORT" => self.http_port = number(value, 1, 65_535).map_err(err)? as u16,
+            "TRENDLINE_PERIOD" => {
+                self.trendline_period = number(value, 1, 3660).map_err(err)? as u32
+            }
+            "TRENDLINE_DAILY_THRESHOLD" => {
+                self.trendline_daily_threshold = number(value, 0, u32::MAX as u64).map_err(err)? as u32
+            }
+            "TRENDLINE_DAILY_BURST" => {
+                self.trendline_daily_burst = number(value, 0, u32::MAX as u64).map_err(err)? as u32
+            }
+            "CAPTURE_FILTER" => self.capture_filter = Some(value.into()),
+            "LOG_DIRECTORY" => {
+                if value.is_empty() {
+                    return Err(err("needs a directory".into()));
+                }
+                self.log_directory = value.into()
+            }
+            "LOCAL_NETWORKS" => self.local_networks = cidrs(value).map_err(err)?,
+            "TABLE_CAPACITY" => {
+                self.table_capacity = number(value, 1, 1 << 30).map_err(err)? as usize
+            }
+            "FLOW_CAPACITY" => self.flow_capacity = number(value, 1, 1 << 28).map_err(err)? as usize,
+            "FLOW_TIMEOUT" => self.flow_timeout = number(value, 0, 366 * 86_400).map_err(err)?,
+            k if RESERVED_KEYS.contains(&k) => {}
+            _ => return Err(err("unknown setting".into())),
+        }
+        Ok(())
+    }
+
+    /// Reads a `tsusen.conf`: `KEY value` lines, `#` comments; as in the original, a key alone
+    /// on its line takes the indented lines below it as its value.
+    pub fn load(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: path.display().to_string(),
+            key: String::new(),
+            why: format!("cannot read: {e}"),
+        })?;
+        let mut pending: Option<(String, String, usize)> = None;
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("");
+            if line.trim().is_empty() {
+                continue;
+            }
+            if line.starts_with([' ', '\t']) {
+                if let Some((_, v, _)) = pending.as_mut() {
+                    v.push(' ');
+                    v.push_str(line.trim());
+                    continue;
+                }
+            }
+            if let Some((k, v, at)) = pending.take() {
+                self.set(&k, &v, &format!("{}:{}", path.display(), at))?;
+            }
+            let line = line.trim();
+            let (k, v) = line.split_once([' ', '\t']).unwrap_or((line, ""));
+            pending = Some((k.to_ascii_uppercase(), v.trim().to_string(), n + 1));
+        }
+        if let Some((k, v, at)) = pending {
+            self.set(&k, &v, &format!("{}:{}", path.display(), at))?;
+        }
+        Ok(())
+    }
+}
+
+fn number(v: &str, lo: u64, hi: u64) -> Result<u64, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| (lo..=hi).contains(n))
+        .ok_or_else(|| format!("'{v}' is not a whole number from {lo} to {hi}"))
+}
+
+/// Addresses or CIDRs separated by spaces or commas.
+pub fn cidrs(v: &str) -> Result<Vec<Cidr>, String> {
+    v.split([' ', ',', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(str::parse)
+        .collect()
+}
+
+/// Ports or `LO-HI` ranges separated by spaces or commas.
+pub fn ports(v: &str) -> Result<Vec<(u16, u16)>, String> {
+    v.split([' ', ',', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let bad = || format!("'{s}' is not a port or a port range");
+            let (lo, hi) = s.split_once('-').unwrap_or((s, s));
+            let lo: u16 = lo.parse().map_err(|_| bad())?;
+            let hi: u16 = hi.parse().map_err(|_| bad())?;
+            if lo > hi {
+                return Err(bad());
+            }
+            Ok((lo, hi))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_original_format() {
+        let dir = std::env::temp_dir().join(format!("tsusen-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tsusen.conf");
+        std::fs::write(
+            &path,
+            "# comment\nHTTP_PORT 8339\nCAPTURE_FILTER (tcp[13] == 2) or not tcp\n\
+             BLACKLISTED_ADDRESSES 255.255.255.255 127.0.0.1\nIGNORE_PORTS\n  53, 137-139\n\
+             LOCAL_NETWORKS 198.51.100.0/24 2001:db8::/32 # ours\nWRITE_PERIOD 60\n",
+        )
+        .unwrap();
+        let mut s = Settings::default();
+        s.load(&path).unwrap();
+        assert_eq!(s.write_period, 60);
+        assert_eq!(s.ignore_ports, vec![(53, 53), (137, 139)]);
+        assert_eq!(s.ignore_addresses.len(), 2);
+        assert_eq!(s.local_networks.len(), 2);
+        assert_eq!(s.capture_filter.as_deref(), Some("(tcp[13] == 2) or not tcp"));
+        std::fs::write(&path, "HTTP_PORT 8339\nNO_SUCH_KEY 1\n").unwrap();
+        let e = Settings::default().load(&path).unwrap_err().to_string();
+        assert!(e.contains("tsusen.conf:2") && e.contains("NO_SUCH_KEY"), "{e}");
+        std::fs::write(&path, "WRITE_PERIOD soon\n").unwrap();
+        let e = Settings::default().load(&path).unwrap_err().to_string();
+        assert!(e.contains(":1") && e.contains("WRITE_PERIOD"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

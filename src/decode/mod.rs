@@ -1,0 +1,73 @@
+//! Frames in, a small plain value out: the addresses, ports, protocol and the few header fields
+//! the rules and detectors need. Malformed input is a value too (a reason to count), never a
+//! panic. Views over the bytes are smoltcp's `wire` types; every length they would trust is
+//! checked here first, against what was captured rather than what the headers claim, because
+//! a snap length cuts payloads but leaves headers whole.
+
+mod ip;
+mod link;
+mod transport;
+
+pub use transport::flags;
+
+use crate::addr::Addr;
+use crate::source::Frame;
+
+/// What the counting rules and detectors see of one IP packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet {
+    pub src: Addr,
+    pub dst: Addr,
+    /// IP protocol number of the transport header (after IPv6 extension headers).
+    pub proto: u8,
+    /// Source and destination ports; 0 for protocols without ports.
+    pub sport: u16,
+    pub dport: u16,
+    /// TCP flags byte (FIN 0x01 … CWR 0x80); 0 for other protocols.
+    pub tcp_flags: u8,
+    /// ICMP or ICMPv6 type; 0 for other protocols.
+    pub icmp_type: u8,
+    pub ttl: u8,
+    pub tos: u8,
+    /// IPv4 identification (0 for IPv6).
+    pub ip_id: u16,
+    pub tcp_seq: u32,
+    pub tcp_window: u16,
+    /// Captured leaving the host (Linux cooked captures and live `any` say so).
+    pub outgoing: bool,
+}
+
+/// Why a frame did not become a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Not IP at all (ARP, LLDP, spanning tree …): nothing to count, nothing wrong.
+    NotIp,
+    /// A fragment after the first: it carries no transport header.
+    Fragment,
+    /// More VLAN tags or IPv6 extension headers than we walk.
+    TooDeep,
+    /// A header is cut short or contradicts itself.
+    Malformed(Malformed),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Malformed {
+    Link,
+    Ipv4,
+    Ipv6,
+    Extension,
+    Tcp,
+    Udp,
+    Icmp,
+    Ports,
+}
+
+pub type Decoded = Result<Packet, Skip>;
+
+/// Decodes one frame.
+#[inline]
+pub fn decode(frame: &Frame<'_>) -> Decoded {
+    let mut p = link::decode(frame.link, frame.data)?;
+    p.outgoing |= frame.outgoing;
+    Ok(p)
+}

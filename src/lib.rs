@@ -1,0 +1,18 @@
+//! tsusen: a network sensor for the edge. The path of a packet reads from the layout:
+//! `source` → `decode` → `classify` → `tables` → `store`, driven by `sensor`.
+
+pub mod addr;
+pub mod classify;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod decode;
+pub mod hash;
+pub mod logger;
+pub mod policy;
+pub mod proto;
+pub mod sensor;
+pub mod signals;
+pub mod source;
+pub mod store;
+pub mod tables;

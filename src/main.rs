@@ -1,0 +1,39 @@
+use std::process::ExitCode;
+use tsusen::commands::{self, EXIT_USAGE};
+
+const HELP: &str = "\
+Usage: tsusen COMMAND [OPTIONS]
+
+Records, day by day, who from the outside knocks on which of our ports.
+
+Commands:
+  run       capture live traffic into the daily CSV files
+  replay    read pcap/pcapng files as if captured live
+
+'tsusen COMMAND --help' tells more.";
+
+fn main() -> ExitCode {
+    tsusen::logger::init(log::LevelFilter::Info);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        eprintln!("{HELP}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let command = args.remove(0);
+    match command.as_str() {
+        "run" => commands::run::main(args),
+        "replay" => commands::replay::main(args),
+        "-h" | "--help" | "help" => {
+            println!("{HELP}");
+            ExitCode::SUCCESS
+        }
+        "-V" | "--version" => {
+            println!("tsusen {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("tsusen: unknown command '{other}'\n\n{HELP}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Every default that is policy (capacities, periods, limits), one line each on what it means.
+//! Board profiles and `tsusen.conf` override the settable ones; the rest bound what an attacker
+//! can make us spend.
+
+/// Seconds between two flushes of the current day's attempts to its CSV file (tsusen: 15 min).
+pub const WRITE_PERIOD: u64 = 900;
+
+/// Seconds a UDP/other-protocol flow may stay idle before its next packet starts a new flow.
+pub const FLOW_TIMEOUT: u64 = 300;
+
+/// Distinct (day, proto, port, dst, src) rows held in memory before an early flush merges them
+/// into the day's file. A row is 64 B plus 16 B of index: 262 144 rows ≈ 20 MiB, sized for a
+/// 1 GiB Raspberry Pi with room for everything else.
+pub const TABLE_CAPACITY: usize = 262_144;
+
+/// Flows tracked at once for UDP and other protocols; the least recently seen is evicted when
+/// full. A flow is about 72 B plus 8 B of index: 131 072 flows ≈ 10 MiB.
+pub const FLOW_CAPACITY: usize = 131_072;
+
+/// Where the daily CSV files live (as the original tsusen).
+pub const LOG_DIRECTORY: &str = "/var/log/tsusen";
+
+/// Interface captured when none is given: every interface, as the original tsusen.
+pub const MONITOR_INTERFACE: &str = "any";
+
+/// Address and port of the report page (as the original tsusen).
+pub const HTTP_ADDRESS: &str = "0.0.0.0";
+pub const HTTP_PORT: u16 = 8339;
+
+/// Days of history drawn on the report page's trendlines, and tsusen's thresholds for which
+/// series are drawn (read now, used by the report).
+pub const TRENDLINE_PERIOD: u32 = 10;
+pub const TRENDLINE_DAILY_THRESHOLD: u32 = 2;
+pub const TRENDLINE_DAILY_BURST: u32 = 10;
+
+/// Largest captured frame we accept from a capture file (tcpdump's own maximum snap length);
+/// a record claiming more is corruption, not a packet.
+pub const MAX_FRAME_BYTES: usize = 262_144;
+
+/// Largest pcapng block we accept; anything larger is corruption (a lying length field).
+pub const MAX_PCAPNG_BLOCK: usize = 16 * 1024 * 1024;
+
+/// Bytes read from a capture file at a time.
+pub const READ_CHUNK: usize = 1024 * 1024;
+
+/// Seconds a live capture waits for a frame before it checks the clock and signals.
+pub const LIVE_POLL_SECONDS: u64 = 1;
+
+/// VLAN tags decoded in front of an IP header (802.1Q, 802.1ad); a deeper stack is skipped.
+pub const MAX_VLAN_TAGS: usize = 2;
+
+/// IPv6 extension headers walked before we give up on finding the transport header.
+pub const MAX_IPV6_EXTENSIONS: usize = 8;
+
+/// Latest timestamp we accept (9999-12-31T23:59:59Z): beyond it a day has no file name.
+pub const MAX_TIMESTAMP: i64 = 253_402_300_799;

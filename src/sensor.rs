@@ -1,0 +1,211 @@
+//! The sensor: owns all counting state and drives each frame through decode → classify →
+//! tables, and the tables into the daily files when the clock says so. One thread owns it;
+//! nothing here takes a lock. The clock is the packet timestamp in replay and the wall clock
+//! live, so every timed rule behaves the same in both.
+
+use crate::addr::NetSet;
+use crate::classify::{Classifier, FlowStats, PortSet, Rules, Verdict};
+use crate::config::Settings;
+use crate::decode::{self, Skip};
+use crate::policy::MAX_TIMESTAMP;
+use crate::source::Frame;
+use crate::store::DayFiles;
+use crate::tables::{day_of, AttemptTable, Key, Row, RowOrder};
+use std::io;
+
+/// What the sensor has seen, for the summary line and the metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub packets: u64,
+    pub attempts: u64,
+    /// Frames whose headers are cut short or contradict themselves.
+    pub malformed: u64,
+    /// Frames that are not IP (ARP, LLDP …).
+    pub not_ip: u64,
+    pub fragments: u64,
+    /// More VLAN tags or IPv6 extension headers than we walk.
+    pub too_deep: u64,
+    pub ignored: u64,
+    /// Frames with a timestamp no day file can hold.
+    pub bad_time: u64,
+    /// Rows in the day files after the last flush of each day touched.
+    pub rows: u64,
+    pub flushes: u64,
+    /// Flushes forced by a full table rather than the clock.
+    pub early_flushes: u64,
+    pub flush_errors: u64,
+    /// Attempts that could not be kept: the table was full and its flush had just failed.
+    pub lost: u64,
+}
+
+pub struct Sensor {
+    classifier: Classifier,
+    table: AttemptTable,
+    files: DayFiles,
+    order: RowOrder,
+    write_period: i64,
+    /// Latest second seen, and the day it falls in.
+    now: Option<i64>,
+    next_flush: i64,
+    /// After a failed flush, no new attempt before this second.
+    retry_at: i64,
+    /// Rows in each day file touched, last known.
+    rows_per_day: std::collections::BTreeMap<i64, u64>,
+    pub stats: Stats,
+}
+
+impl Sensor {
+    pub fn new(settings: &Settings, local: NetSet) -> io::Result<Sensor> {
+        let mut ignore_ports = PortSet::new();
+        for &(lo, hi) in &settings.ignore_ports {
+            ignore_ports.insert_range(lo, hi);
+        }
+        let rules = Rules {
+            local,
+            ignore_addresses: NetSet::new(settings.ignore_addresses.clone()),
+            ignore_ports,
+            flow_timeout: settings.flow_timeout as i64,
+        };
+        Ok(Sensor {
+            classifier: Classifier::new(rules, settings.flow_capacity),
+            table: AttemptTable::new(settings.table_capacity),
+            files: DayFiles::open(&settings.log_directory, settings.table_capacity)?,
+            order: RowOrder::new(),
+            write_period: settings.write_period.max(1) as i64,
+            now: None,
+            next_flush: i64::MAX,
+            retry_at: i64::MIN,
+            rows_per_day: Default::default(),
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn files(&self) -> &DayFiles {
+        &self.files
+    }
+
+    pub fn flow_stats(&self) -> FlowStats {
+        self.classifier.flow_stats()
+    }
+
+    /// Checks the file of the day `now` falls in before counting into it.
+    pub fn prepare_day(&mut self, now: i64) -> io::Result<Option<u64>> {
+        let rows = self.files.prepare(day_of(now))?;
+        if let Some(n) = rows {
+            self.rows_per_day.insert(day_of(now), n);
+        }
+        Ok(rows)
+    }
+
+    /// One frame, at second `frame.ts`.
+    #[inline]
+    pub fn frame(&mut self, frame: &Frame<'_>) {
+        self.stats.packets += 1;
+        let ts = frame.ts;
+        if !(0..=MAX_TIMESTAMP).contains(&ts) {
+            self.stats.bad_time += 1;
+            return;
+        }
+        self.advance(ts);
+        let p = match decode::decode(frame) {
+            Ok(p) => p,
+            Err(skip) => {
+                match skip {
+                    Skip::NotIp => self.stats.not_ip += 1,
+                    Skip::Fragment => self.stats.fragments += 1,
+                    Skip::TooDeep => self.stats.too_deep += 1,
+                    Skip::Malformed(_) => self.stats.malformed += 1,
+                }
+                return;
+            }
+        };
+        match self.classifier.classify(&p, ts) {
+            Verdict::Attempt(key) => self.count(&key, ts),
+            Verdict::Ignored => self.stats.ignored += 1,
+            Verdict::Pass => {}
+        }
+    }
+
+    #[inline]
+    fn count(&mut self, key: &Key, ts: i64) {
+        self.stats.attempts += 1;
+        if self.table.add(key, ts).is_ok() {
+            return;
+        }
+        // Full: merge what we hold into the files and start again, unless that just failed.
+        if ts >= self.retry_at {
+            self.stats.early_flushes += 1;
+            self.flush();
+            if self.table.add(key, ts).is_ok() {
+                return;
+            }
+        }
+        self.stats.lost += 1;
+    }
+
+    /// Moves the clock to `now`: flushes when the write period is up or the day changed.
+    #[inline]
+    pub fn advance(&mut self, now: i64) {
+        match self.now {
+            Some(prev) if now <= prev => return,
+            Some(prev) => {
+                self.now = Some(now);
+                if day_of(now) != day_of(prev) || now >= self.next_flush {
+                    self.flush();
+                }
+            }
+            None => {
+                self.now = Some(now);
+                self.next_flush = now.saturating_add(self.write_period);
+            }
+        }
+    }
+
+    /// Writes every row held into its day's file. On failure the rows stay in memory for the
+    /// next try, and new attempts wait until then rather than retrying the disk per packet.
+    pub fn flush(&mut self) -> bool {
+        let now = self.now.unwrap_or(0);
+        self.next_flush = now.saturating_add(self.write_period);
+        if self.table.is_empty() {
+            return true;
+        }
+        self.stats.flushes += 1;
+        let rows = self.table.take_sorted(&self.order);
+        let mut ok = true;
+        let mut start = 0;
+        while start < rows.len() {
+            let day = rows[start].day();
+            let end = start + rows[start..].partition_point(|r| r.day() == day);
+            match self.files.merge(day, &rows[start..end]) {
+                Ok(n) => {
+                    self.rows_per_day.insert(day, n);
+                }
+                Err(e) => {
+                    ok = false;
+                    self.stats.flush_errors += 1;
+                    log::error!("flush failed, keeping {} rows in memory: {e}", end - start);
+                    self.keep(&rows[start..end]);
+                }
+            }
+            start = end;
+        }
+        self.stats.rows = self.rows_per_day.values().sum();
+        self.table.recycle(rows);
+        self.retry_at = if ok {
+            i64::MIN
+        } else {
+            // Give the disk a write period (a minute at most) before the next early flush.
+            now + self.write_period.min(60)
+        };
+        ok
+    }
+
+    fn keep(&mut self, rows: &[Row]) {
+        for r in rows {
+            // They came out of this table a moment ago, so they fit again.
+            if self.table.merge(r).is_err() {
+                self.stats.lost += r.count;
+            }
+        }
+    }
+}

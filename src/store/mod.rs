@@ -1,0 +1,7 @@
+//! Files on disk: the daily CSV files, written atomically and merged in a stream.
+
+mod csv;
+mod daily;
+
+pub use self::csv::{RowReader, RowWriter, HEADER};
+pub use daily::{date_of_day, day_of_date, DayFiles};

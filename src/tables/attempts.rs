@@ -1,0 +1,162 @@
+//! A fixed-capacity open-addressing table of the day's rows. It never grows: when it is full
+//! the sensor flushes it into the day's file and starts again, so memory stays bounded whatever
+//! the traffic and no attempt is dropped.
+
+use super::row::{day_of, Key, Row, RowOrder};
+use crate::hash::KeyedHash;
+
+const EMPTY: u64 = u64::MAX;
+
+/// The table holds `capacity` rows and this key is not one of them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Full;
+
+pub struct AttemptTable {
+    rows: Vec<Row>,
+    /// Linear-probing index: row number in the low half, the hash's top bits in the high half
+    /// so most mismatches are told without touching the row.
+    index: Vec<u64>,
+    mask: usize,
+    capacity: usize,
+    hasher: KeyedHash,
+}
+
+impl AttemptTable {
+    pub fn new(capacity: usize) -> AttemptTable {
+        let capacity = capacity.clamp(1, u32::MAX as usize / 2);
+        // At most half full, so probes stay short.
+        let slots = (capacity * 2).next_power_of_two();
+        AttemptTable {
+            rows: Vec::with_capacity(capacity),
+            index: vec![EMPTY; slots],
+            mask: slots - 1,
+            capacity,
+            hasher: KeyedHash::random(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    #[inline]
+    fn hash(&self, key: &Key, day: i64) -> u64 {
+        let port = key.port.map_or(0, |p| p as u64 + 1);
+        let head = (day as u64) << 32
+            | (key.proto as u64) << 24
+            | port << 2
+            | (key.dst.is_v6() as u64) << 1
+            | key.src.is_v6() as u64;
+        let w = |a: &[u8; 16], i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&a[i * 8..i * 8 + 8]);
+            u64::from_ne_bytes(b)
+        };
+        let (d, s) = (key.dst.bytes(), key.src.bytes());
+        self.hasher
+            .hash(&[head, w(d, 0), w(d, 1), w(s, 0), w(s, 1)])
+    }
+
+    /// Counts one attempt at second `ts`.
+    #[inline]
+    pub fn add(&mut self, key: &Key, ts: i64) -> Result<(), Full> {
+        self.merge(&Row {
+            key: *key,
+            first: ts,
+            last: ts,
+            count: 1,
+        })
+    }
+
+    /// Folds a row into the table (its day is that of its first second).
+    #[inline]
+    pub fn merge(&mut self, row: &Row) -> Result<(), Full> {
+        let day = day_of(row.first);
+        let h = self.hash(&row.key, day);
+        let tag = h >> 32;
+        let mut i = h as usize & self.mask;
+        loop {
+            let slot = self.index[i];
+            if slot == EMPTY {
+                if self.rows.len() >= self.capacity {
+                    return Err(Full);
+                }
+                self.index[i] = tag << 32 | self.rows.len() as u64;
+                self.rows.push(*row);
+                return Ok(());
+            }
+            if slot >> 32 == tag {
+                let r = &mut self.rows[(slot & 0xffff_ffff) as usize];
+                if r.key == row.key && r.day() == day {
+                    r.merge(row);
+                    return Ok(());
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The rows in file order, leaving the table empty.
+    pub fn take_sorted(&mut self, order: &RowOrder) -> Vec<Row> {
+        self.index.fill(EMPTY);
+        let mut rows = std::mem::replace(&mut self.rows, Vec::with_capacity(self.capacity));
+        rows.sort_unstable_by(|a, b| order.rows(a, b));
+        rows
+    }
+
+    /// A copy of the rows, for a view of today that does not disturb counting.
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    /// Puts back a buffer taken by `take_sorted` once its rows are written, so flushing does
+    /// not allocate.
+    pub fn recycle(&mut self, mut rows: Vec<Row>) {
+        if self.rows.is_empty() && rows.capacity() >= self.capacity {
+            rows.clear();
+            self.rows = rows;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::Addr;
+
+    fn key(src: u8, port: u16) -> Key {
+        Key {
+            proto: 6,
+            port: Some(port),
+            dst: Addr::v4([198, 51, 100, 1]),
+            src: Addr::v4([203, 0, 113, src]),
+        }
+    }
+
+    #[test]
+    fn merges_per_key_and_day_and_refuses_when_full() {
+        let mut t = AttemptTable::new(3);
+        t.add(&key(1, 22), 100).unwrap();
+        t.add(&key(1, 22), 50).unwrap();
+        t.add(&key(1, 22), 86_400 + 5).unwrap(); // next day: its own row
+        t.add(&key(2, 22), 100).unwrap();
+        assert_eq!(t.add(&key(3, 22), 100), Err(Full));
+        t.add(&key(1, 22), 200).unwrap(); // known key still fits
+        let rows = t.take_sorted(&RowOrder::new());
+        assert_eq!(rows.len(), 3);
+        assert_eq!((rows[0].first, rows[0].last, rows[0].count), (50, 200, 3));
+        assert_eq!(rows[1].key.src, Addr::v4([203, 0, 113, 2]));
+        assert_eq!(rows[2].first, 86_405);
+        assert!(t.is_empty());
+        t.add(&key(3, 22), 100).unwrap();
+    }
+}
+
