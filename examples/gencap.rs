@@ -14,7 +14,6 @@
 //! The local networks are printed so the bench can pass them as `--local`.
 
 #[path = "../tests/common/pcapgen.rs"]
-#[allow(dead_code)]
 mod pcapgen;
 
 use pcapgen::*;

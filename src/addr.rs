@@ -94,7 +94,11 @@ impl Cidr {
             return None;
         }
         // Addresses live in the top bits of the u128 for both families (see `Addr`).
-        let mask = if len == 0 { 0 } else { u128::MAX << (128 - len as u32) };
+        let mask = if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - len as u32)
+        };
         let a = Addr::from(addr);
         Some(Cidr {
             v6,

@@ -45,7 +45,12 @@ impl Parsed {
 pub fn parse(spec: &Spec, args: Vec<String>) -> Result<Parsed, Usage> {
     let mut args: VecDeque<String> = args.into();
     let mut p = Parsed::default();
-    let usage = |m: String| Usage(format!("tsusen {}: {m}\nTry 'tsusen {} --help'.", spec.command, spec.command));
+    let usage = |m: String| {
+        Usage(format!(
+            "tsusen {}: {m}\nTry 'tsusen {} --help'.",
+            spec.command, spec.command
+        ))
+    };
     while let Some(a) = args.pop_front() {
         if a == "--" {
             p.positional.extend(args.drain(..));

@@ -108,7 +108,8 @@ impl Settings {
                 self.trendline_period = number(value, 1, 3660).map_err(err)? as u32
             }
             "TRENDLINE_DAILY_THRESHOLD" => {
-                self.trendline_daily_threshold = number(value, 0, u32::MAX as u64).map_err(err)? as u32
+                self.trendline_daily_threshold =
+                    number(value, 0, u32::MAX as u64).map_err(err)? as u32
             }
             "TRENDLINE_DAILY_BURST" => {
                 self.trendline_daily_burst = number(value, 0, u32::MAX as u64).map_err(err)? as u32
@@ -124,7 +125,9 @@ impl Settings {
             "TABLE_CAPACITY" => {
                 self.table_capacity = number(value, 1, 1 << 30).map_err(err)? as usize
             }
-            "FLOW_CAPACITY" => self.flow_capacity = number(value, 1, 1 << 28).map_err(err)? as usize,
+            "FLOW_CAPACITY" => {
+                self.flow_capacity = number(value, 1, 1 << 28).map_err(err)? as usize
+            }
             "FLOW_TIMEOUT" => self.flow_timeout = number(value, 0, 366 * 86_400).map_err(err)?,
             k if RESERVED_KEYS.contains(&k) => {}
             _ => return Err(err("unknown setting".into())),
@@ -221,10 +224,16 @@ mod tests {
         assert_eq!(s.ignore_ports, vec![(53, 53), (137, 139)]);
         assert_eq!(s.ignore_addresses.len(), 2);
         assert_eq!(s.local_networks.len(), 2);
-        assert_eq!(s.capture_filter.as_deref(), Some("(tcp[13] == 2) or not tcp"));
+        assert_eq!(
+            s.capture_filter.as_deref(),
+            Some("(tcp[13] == 2) or not tcp")
+        );
         std::fs::write(&path, "HTTP_PORT 8339\nNO_SUCH_KEY 1\n").unwrap();
         let e = Settings::default().load(&path).unwrap_err().to_string();
-        assert!(e.contains("tsusen.conf:2") && e.contains("NO_SUCH_KEY"), "{e}");
+        assert!(
+            e.contains("tsusen.conf:2") && e.contains("NO_SUCH_KEY"),
+            "{e}"
+        );
         std::fs::write(&path, "WRITE_PERIOD soon\n").unwrap();
         let e = Settings::default().load(&path).unwrap_err().to_string();
         assert!(e.contains(":1") && e.contains("WRITE_PERIOD"), "{e}");

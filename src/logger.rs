@@ -19,7 +19,11 @@ impl Log for Stderr {
                 Level::Debug => "debug",
                 Level::Trace => "trace",
             };
-            let _ = writeln!(std::io::stderr().lock(), "tsusen: {level}: {}", record.args());
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "tsusen: {level}: {}",
+                record.args()
+            );
         }
     }
 

@@ -147,7 +147,7 @@ impl Sensor {
     #[inline]
     pub fn advance(&mut self, now: i64) {
         match self.now {
-            Some(prev) if now <= prev => return,
+            Some(prev) if now <= prev => {}
             Some(prev) => {
                 self.now = Some(now);
                 if day_of(now) != day_of(prev) || now >= self.next_flush {

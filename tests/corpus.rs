@@ -34,6 +34,7 @@ enum Outcome {
     /// Exit 0; `warned` when stderr carried a message.
     Processed {
         packets: u64,
+        attempts: u64,
         warned: bool,
     },
     /// Exit 0 with a warning that the file is cut short.
@@ -224,6 +225,7 @@ fn replay_one(file: &Path, work: &Path) -> Outcome {
             } else {
                 Outcome::Processed {
                     packets: field(summary, "packets").unwrap_or(0),
+                    attempts: counted,
                     warned: !stderr.trim().is_empty(),
                 }
             }
@@ -303,7 +305,8 @@ fn replay_every_corpus_file() {
 
     let rel = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
     let first_line = |m: &str| m.lines().next().unwrap_or("").to_string();
-    let (mut processed, mut warned, mut cut, mut refused, mut packets) = (0, 0, 0, 0, 0u64);
+    let (mut processed, mut warned, mut cut, mut refused) = (0, 0, 0, 0);
+    let (mut packets, mut attempts) = (0u64, 0u64);
     let mut failures = Vec::new();
     let mut refused_examples = Vec::new();
     let mut cut_examples = Vec::new();
@@ -311,10 +314,12 @@ fn replay_every_corpus_file() {
         match &r.outcome {
             Outcome::Processed {
                 packets: n,
+                attempts: a,
                 warned: w,
             } => {
                 processed += 1;
                 packets += n;
+                attempts += a;
                 warned += usize::from(*w);
             }
             Outcome::CutShort { message } => {
@@ -332,7 +337,7 @@ fn replay_every_corpus_file() {
     slowest.sort_by_key(|r| std::cmp::Reverse(r.took));
 
     say!(
-        "corpus: {} files in {:.1} s: processed {processed} (with a warning {warned}; {packets} packets), \
+        "corpus: {} files in {:.1} s: processed {processed} (with a warning {warned}; {packets} packets, {attempts} attempts), \
          cut short {cut}, refused {refused}, FAILED {}",
         reports.len(),
         started.elapsed().as_secs_f64(),

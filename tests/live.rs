@@ -621,16 +621,27 @@ fn tool_skip(tools: &[&str]) -> Option<String> {
 /// IPv4: nmap SYN scan, hping3 SYN/UDP/ICMP, periodic flush (2 s) and the flush on SIGTERM.
 #[test]
 fn live_ipv4_scan_is_counted() {
+    ipv4_scan("live_ipv4_scan_is_counted", false);
+}
+
+/// The same traffic through `--interface any`: tsusen's own cooked socket on every interface of
+/// the sensor's namespace (lo and the veth), where the sensor's replies are seen leaving.
+#[test]
+fn live_ipv4_scan_on_any_is_counted() {
+    ipv4_scan("live_ipv4_scan_on_any_is_counted", true);
+}
+
+fn ipv4_scan(name: &str, any: bool) {
     if let Some(why) = tool_skip(&["ip", "nmap", "hping3"]) {
-        say!("SKIP live_ipv4_scan_is_counted: {why}");
+        say!("SKIP {name}: {why}");
         return;
     }
     let started = now_secs();
-    let pair = match make_pair("4", true, false) {
+    let pair = match make_pair(if any { "a" } else { "4" }, true, false) {
         Ok(p) => p,
         Err(e) => panic!("network namespace set-up failed: {e}"),
     };
-    let tmp = TempDir::new("v4");
+    let tmp = TempDir::new(if any { "any" } else { "v4" });
     let logs = tmp.path().join("log");
     fs::create_dir_all(&logs).unwrap();
     let logs_s = logs.to_str().unwrap().to_string();
@@ -638,7 +649,7 @@ fn live_ipv4_scan_is_counted() {
         &pair.ns_sensor,
         &[
             "--interface",
-            &pair.veth_sensor,
+            if any { "any" } else { &pair.veth_sensor },
             "--log-dir",
             &logs_s,
             "--local",
@@ -681,7 +692,7 @@ fn live_ipv4_scan_is_counted() {
             sensor.output()
         );
     }
-    say!(
+    eprintln!(
         "live v4: warm-up row seen after {warm} SYN(s), {:?}",
         t0.elapsed()
     );
@@ -714,7 +725,7 @@ fn live_ipv4_scan_is_counted() {
         .stop(Duration::from_secs(15))
         .unwrap_or_else(|e| panic!("{e}\n{}", sensor.output()));
     let ended = now_secs();
-    say!("live v4: tsusen run exit after SIGTERM: {st}");
+    eprintln!("live v4: tsusen run exit after SIGTERM: {st}");
     assert!(
         st.code().is_some(),
         "tsusen run was killed by the signal instead of handling SIGTERM ({st})\n{}",
@@ -722,7 +733,7 @@ fn live_ipv4_scan_is_counted() {
     );
 
     let rows = rows_of_today(&logs, started);
-    say!("live v4 rows:\n{}", show(&rows));
+    eprintln!("live v4 rows:\n{}", show(&rows));
     let ctx = || format!("rows:\n{}\n{}", show(&rows), sensor.output());
     for port in ["22", "80", "443", "8080"] {
         let r = find(&rows, "TCP", port, SENSOR4, OUT4)
@@ -842,7 +853,7 @@ fn live_ipv6_scan_is_counted() {
         .stop(Duration::from_secs(15))
         .unwrap_or_else(|e| panic!("{e}\n{}", sensor.output()));
     let ended = now_secs();
-    say!("live v6: tsusen run exit after SIGTERM: {st}");
+    eprintln!("live v6: tsusen run exit after SIGTERM: {st}");
     assert!(
         st.code().is_some(),
         "tsusen run was killed by the signal instead of handling SIGTERM ({st})\n{}",
@@ -850,7 +861,7 @@ fn live_ipv6_scan_is_counted() {
     );
 
     let rows = rows_of_today(&logs, started);
-    say!("live v6 rows:\n{}", show(&rows));
+    eprintln!("live v6 rows:\n{}", show(&rows));
     let ctx = || format!("rows:\n{}\n{}", show(&rows), sensor.output());
     for (proto, port) in [("TCP", "22"), ("TCP", "80"), ("TCP", "443"), ("UDP", "53")] {
         find(&rows, proto, port, SENSOR6, OUT6)
@@ -944,7 +955,7 @@ fn live_unknown_interface_is_refused() {
         );
         (f, seen)
     };
-    say!(
+    eprintln!(
         "unknown interface: exit {}, stderr: {}",
         f.status,
         f.stderr.trim()
@@ -1045,7 +1056,7 @@ fn live_without_permission_is_refused() {
     }
 
     for (shown, f) in runs {
-        say!(
+        eprintln!(
             "no permission: {shown}: exit {}, stderr: {}",
             f.status,
             f.stderr.trim()

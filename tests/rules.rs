@@ -90,7 +90,7 @@ fn csv_text(rows: &[String]) -> String {
 }
 
 macro_rules! rows {
-    ($($fmt:expr),* $(,)?) => { vec![$($fmt.to_string()),*] };
+    ($($fmt:expr),* $(,)?) => { [$($fmt.to_string()),*] };
 }
 
 // ---------------------------------------------------------------------------
@@ -1370,7 +1370,7 @@ fn link_scenario() -> (Vec<(u64, Vec<u8>)>, Vec<String>) {
         ),
         format!("UDP 53 198.51.100.10 203.0.113.7 {} {} 1", T + 2, T + 2),
     ];
-    (pkts, rows)
+    (pkts, rows.to_vec())
 }
 
 fn is_v4(ipb: &[u8]) -> bool {

@@ -271,7 +271,7 @@ mod tests {
         assert!(t.observe(&q, 0, 300, true));
         assert!(!t.observe(&r, 1, 300, false));
         assert!(t.observe(&q, 301, 300, true)); // 300 s idle: same flow
-        // We speak first after a long silence: a new flow that is ours.
+                                                // We speak first after a long silence: a new flow that is ours.
         assert!(!t.observe(&r, 602, 300, false));
         assert!(!t.observe(&q, 603, 300, true));
     }

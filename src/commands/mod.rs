@@ -18,7 +18,8 @@ pub const EXIT_FAILURE: u8 = 1;
 pub fn settings(p: &Parsed, command: &str) -> Result<Settings, Usage> {
     let mut s = Settings::default();
     if let Some(file) = p.last("--config") {
-        s.load(Path::new(file)).map_err(|e| Usage(format!("tsusen {command}: {e}")))?;
+        s.load(Path::new(file))
+            .map_err(|e| Usage(format!("tsusen {command}: {e}")))?;
     }
     let opt = |name: &str, key: &str, s: &mut Settings| -> Result<(), Usage> {
         if let Some(v) = p.last(name) {

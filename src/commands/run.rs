@@ -117,7 +117,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
     );
     let mut status = ExitCode::SUCCESS;
     while !signals::stop_requested() {
-        match capture.next() {
+        match capture.next_frame() {
             Ok(Some(f)) => sensor.frame(&Frame {
                 ts: wall_clock(),
                 link: f.link,

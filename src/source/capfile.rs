@@ -15,9 +15,15 @@ const MAX_INTERFACES: usize = 4096;
 #[derive(Debug)]
 pub enum CapError {
     /// The file is not a capture we can read at all.
-    NotCapture { path: PathBuf, why: String },
+    NotCapture {
+        path: PathBuf,
+        why: String,
+    },
     /// The file ends in the middle of a record: everything before it was read.
-    Truncated { path: PathBuf, packets: u64 },
+    Truncated {
+        path: PathBuf,
+        packets: u64,
+    },
     /// A record is inconsistent; the file cannot be read past it.
     Corrupt {
         path: PathBuf,
@@ -25,7 +31,10 @@ pub enum CapError {
         offset: u64,
         why: String,
     },
-    Io { path: PathBuf, err: io::Error },
+    Io {
+        path: PathBuf,
+        err: io::Error,
+    },
 }
 
 impl fmt::Display for CapError {
@@ -276,7 +285,11 @@ impl CaptureFile {
     }
 
     #[inline]
-    fn next_pcap(&mut self, be: bool, nanos: bool) -> Result<Option<(i64, usize, usize)>, CapError> {
+    fn next_pcap(
+        &mut self,
+        be: bool,
+        nanos: bool,
+    ) -> Result<Option<(i64, usize, usize)>, CapError> {
         if !self.fill(16)? {
             if self.end == self.start {
                 return Ok(None);
@@ -322,12 +335,16 @@ impl CaptureFile {
                 be = match &self.buf[s + 8..s + 12] {
                     [0x1a, 0x2b, 0x3c, 0x4d] => true,
                     [0x4d, 0x3c, 0x2b, 0x1a] => false,
-                    _ => return Err(self.corrupt("section header byte-order magic is wrong".into())),
+                    _ => {
+                        return Err(self.corrupt("section header byte-order magic is wrong".into()))
+                    }
                 };
             }
-                        let total = rd32(&self.buf[s + 4..s + 8], be) as usize;
+            let total = rd32(&self.buf[s + 4..s + 8], be) as usize;
             if total < 12 || total % 4 != 0 || total > MAX_PCAPNG_BLOCK {
-                return Err(self.corrupt(format!("block of type 0x{btype:08x} claims a length of {total} bytes")));
+                return Err(self.corrupt(format!(
+                    "block of type 0x{btype:08x} claims a length of {total} bytes"
+                )));
             }
             if !self.fill(total)? {
                 return Err(self.truncated());
@@ -410,7 +427,9 @@ impl CaptureFile {
             unreachable!("read_idb is only called on pcapng files")
         };
         if interfaces.len() >= MAX_INTERFACES {
-            return Err(self.corrupt(format!("more than {MAX_INTERFACES} interfaces in one section")));
+            return Err(self.corrupt(format!(
+                "more than {MAX_INTERFACES} interfaces in one section"
+            )));
         }
         interfaces.push(iface);
         Ok(())
@@ -472,7 +491,12 @@ impl CaptureFile {
             return Ok(None);
         };
         let secs = (ts / iface.units).min(i64::MAX as u64) as i64;
-        Ok(Some((secs.saturating_add(iface.offset), link, body.start + 20, caplen)))
+        Ok(Some((
+            secs.saturating_add(iface.offset),
+            link,
+            body.start + 20,
+            caplen,
+        )))
     }
 
     /// Simple packet blocks: no timestamp (they take the previous packet's), interface 0,

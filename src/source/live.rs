@@ -15,9 +15,17 @@ const FRAME_BUFFER: usize = 65_536 + 1024;
 
 #[derive(Debug)]
 pub enum LiveError {
-    NotPermitted { interface: String },
-    NoSuchInterface { interface: String, known: Vec<String> },
-    Other { interface: String, err: io::Error },
+    NotPermitted {
+        interface: String,
+    },
+    NoSuchInterface {
+        interface: String,
+        known: Vec<String>,
+    },
+    Other {
+        interface: String,
+        err: io::Error,
+    },
 }
 
 impl fmt::Display for LiveError {
@@ -89,7 +97,7 @@ impl Capture {
     }
 
     /// The next frame, `None` when the poll period passed (or a signal came) without one.
-    pub fn next(&mut self) -> io::Result<Option<LiveFrame<'_>>> {
+    pub fn next_frame(&mut self) -> io::Result<Option<LiveFrame<'_>>> {
         match self {
             Capture::Named(rx) => match rx.next() {
                 Ok(data) => Ok(Some(LiveFrame {
@@ -97,7 +105,14 @@ impl Capture {
                     data,
                     outgoing: false,
                 })),
-                Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => Ok(None),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    Ok(None)
+                }
                 Err(e) => Err(e),
             },
             Capture::Any(c) => c.next(),
@@ -142,7 +157,13 @@ impl Cooked {
     fn open(poll: Duration) -> io::Result<Cooked> {
         let proto = (libc::ETH_P_ALL as u16).to_be() as libc::c_int;
         // SAFETY: plain socket(2) call; the result is checked.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, proto) };
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                proto,
+            )
+        };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -161,11 +161,9 @@ impl<R: BufRead> RowReader<R> {
         let mut overflow = false;
         loop {
             let input = self.input.fill_buf()?;
-            let (res, nin, nout, ne) = self.csv.read_record(
-                input,
-                &mut self.record[out..],
-                &mut self.ends[nend..],
-            );
+            let (res, nin, nout, ne) =
+                self.csv
+                    .read_record(input, &mut self.record[out..], &mut self.ends[nend..]);
             self.input.consume(nin);
             out += nout;
             nend += ne;

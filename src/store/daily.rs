@@ -120,31 +120,37 @@ impl DayFiles {
         let mut bad = 0u64;
         let mut prev: Option<Key> = None;
         let order = &self.order;
-        let mut next_existing = |prev: &mut Option<Key>, bad: &mut u64| -> io::Result<Result<Option<Row>, NotSorted>> {
-            let Some(r) = existing.as_mut() else {
-                return Ok(Ok(None));
-            };
-            loop {
-                match r.next_row().map_err(|e| context(&path, e))? {
-                    None => return Ok(Ok(None)),
-                    Some(Err(badrow)) => {
-                        *bad += 1;
-                        if *bad <= BAD_ROW_REPORTS {
-                            log::warn!("{}:{}: passed over: {}", path.display(), badrow.line, badrow.why);
-                        }
-                    }
-                    Some(Ok(row)) => {
-                        if let Some(p) = prev {
-                            if order.keys(&p, &row.key) != Ordering::Less {
-                                return Ok(Err(NotSorted));
+        let mut next_existing =
+            |prev: &mut Option<Key>, bad: &mut u64| -> io::Result<Result<Option<Row>, NotSorted>> {
+                let Some(r) = existing.as_mut() else {
+                    return Ok(Ok(None));
+                };
+                loop {
+                    match r.next_row().map_err(|e| context(&path, e))? {
+                        None => return Ok(Ok(None)),
+                        Some(Err(badrow)) => {
+                            *bad += 1;
+                            if *bad <= BAD_ROW_REPORTS {
+                                log::warn!(
+                                    "{}:{}: passed over: {}",
+                                    path.display(),
+                                    badrow.line,
+                                    badrow.why
+                                );
                             }
                         }
-                        *prev = Some(row.key);
-                        return Ok(Ok(Some(row)));
+                        Some(Ok(row)) => {
+                            if let Some(p) = prev {
+                                if order.keys(p, &row.key) != Ordering::Less {
+                                    return Ok(Err(NotSorted));
+                                }
+                            }
+                            *prev = Some(row.key);
+                            return Ok(Ok(Some(row)));
+                        }
                     }
                 }
-            }
-        };
+            };
         let mut file_row = match next_existing(&mut prev, &mut bad)? {
             Ok(r) => r,
             Err(NotSorted) => return Ok(Err(NotSorted)),

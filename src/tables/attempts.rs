@@ -159,4 +159,3 @@ mod tests {
         t.add(&key(3, 22), 100).unwrap();
     }
 }
-

@@ -70,7 +70,9 @@ impl RowOrder {
 
     #[inline]
     pub fn rows(&self, a: &Row, b: &Row) -> Ordering {
-        a.day().cmp(&b.day()).then_with(|| self.keys(&a.key, &b.key))
+        a.day()
+            .cmp(&b.day())
+            .then_with(|| self.keys(&a.key, &b.key))
     }
 }
 
