@@ -6,7 +6,9 @@ use std::str::FromStr;
 
 /// An IPv4 or IPv6 address in 17 bytes with alignment 1, ordered as the CSV wants:
 /// every IPv4 address before every IPv6 address, then numerically.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct Addr {
     v6: bool,
     bytes: [u8; 16],

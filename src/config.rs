@@ -24,6 +24,9 @@ pub struct Settings {
     pub table_capacity: usize,
     pub flow_capacity: usize,
     pub flow_timeout: u64,
+    /// Snapshot file as configured: `None` when unset (run then takes the default, replay
+    /// keeps none), an empty path when turned off.
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -44,6 +47,7 @@ impl Default for Settings {
             table_capacity: policy::TABLE_CAPACITY,
             flow_capacity: policy::FLOW_CAPACITY,
             flow_timeout: policy::FLOW_TIMEOUT,
+            state_file: None,
         }
     }
 }
@@ -70,7 +74,6 @@ impl std::error::Error for ConfigError {}
 
 /// Keys that later parts of tsusen read; accepted now so one file serves every version.
 const RESERVED_KEYS: &[&str] = &[
-    "STATE_FILE",
     "CAPTURE_METHOD",
     "NETFLOW_LISTEN",
     "GEOIP_DATABASE",
@@ -129,6 +132,14 @@ impl Settings {
                 self.flow_capacity = number(value, 1, 1 << 28).map_err(err)? as usize
             }
             "FLOW_TIMEOUT" => self.flow_timeout = number(value, 0, 366 * 86_400).map_err(err)?,
+            "STATE_FILE" => {
+                // `none` (or empty) turns the snapshot off, even for `run`.
+                self.state_file = Some(if value == "none" {
+                    "".into()
+                } else {
+                    value.into()
+                })
+            }
             k if RESERVED_KEYS.contains(&k) => {}
             _ => return Err(err("unknown setting".into())),
         }

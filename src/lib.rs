@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod decode;
+pub mod faults;
 pub mod hash;
 pub mod logger;
 pub mod policy;

@@ -20,6 +20,9 @@ pub const FLOW_CAPACITY: usize = 131_072;
 /// Where the daily CSV files live (as the original tsusen).
 pub const LOG_DIRECTORY: &str = "/var/log/tsusen";
 
+/// Where `tsusen run` keeps its snapshot of what the CSV files do not hold.
+pub const STATE_FILE: &str = "/var/lib/tsusen/state.bin";
+
 /// Interface captured when none is given: every interface, as the original tsusen.
 pub const MONITOR_INTERFACE: &str = "any";
 

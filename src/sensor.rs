@@ -9,12 +9,14 @@ use crate::config::Settings;
 use crate::decode::{self, Skip};
 use crate::policy::MAX_TIMESTAMP;
 use crate::source::Frame;
+use crate::store::snapshot::{self, ReplayPosition, State};
 use crate::store::DayFiles;
 use crate::tables::{day_of, AttemptTable, Key, Row, RowOrder};
 use std::io;
+use std::path::PathBuf;
 
 /// What the sensor has seen, for the summary line and the metrics.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     pub packets: u64,
     pub attempts: u64,
@@ -38,6 +40,19 @@ pub struct Stats {
     pub lost: u64,
 }
 
+/// Why the rows held in memory are written out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// WRITE_PERIOD is up.
+    Period,
+    /// The table is full before the period is up.
+    Full,
+    /// A new UTC day began: the finished day is written in full.
+    DayEnd,
+    /// The sensor stops (signal, end of replay): every day is written in full.
+    Stop,
+}
+
 pub struct Sensor {
     classifier: Classifier,
     table: AttemptTable,
@@ -52,6 +67,13 @@ pub struct Sensor {
     /// Rows in each day file touched, last known.
     rows_per_day: std::collections::BTreeMap<i64, u64>,
     pub stats: Stats,
+    state_file: Option<PathBuf>,
+    /// Frames handled in full since the start of a replay's input (0 live).
+    position: u64,
+    /// A replay's input files, for its position in the snapshot.
+    replay_inputs: Option<Vec<(String, u64)>>,
+    /// Bytes of snapshots written.
+    pub snapshot_bytes: u64,
 }
 
 impl Sensor {
@@ -77,7 +99,63 @@ impl Sensor {
             retry_at: i64::MIN,
             rows_per_day: Default::default(),
             stats: Stats::default(),
+            state_file: None,
+            position: 0,
+            replay_inputs: None,
+            snapshot_bytes: 0,
         })
+    }
+
+    /// Keeps a snapshot in `path` at every flush.
+    pub fn keep_state(&mut self, path: PathBuf) {
+        self.state_file = Some(path);
+    }
+
+    /// Marks this sensor as replaying `inputs` (path and size), from frame `position` on.
+    pub fn replaying(&mut self, inputs: Vec<(String, u64)>, position: u64) {
+        self.replay_inputs = Some(inputs);
+        self.position = position;
+    }
+
+    /// What the snapshot holds.
+    pub fn state(&self) -> State {
+        let now = self.now.unwrap_or(0);
+        State {
+            now,
+            next_flush: self.next_flush,
+            stats: self.stats,
+            flows: self.classifier.export_flows(now),
+            replay: self.replay_inputs.as_ref().map(|inputs| ReplayPosition {
+                inputs: inputs.clone(),
+                frames: self.position,
+            }),
+        }
+    }
+
+    /// Goes on from a snapshot: the flows, the clock and (live) the counters.
+    pub fn restore(&mut self, state: &State, counters: bool) {
+        self.classifier.import_flows(&state.flows);
+        self.now = Some(state.now);
+        self.next_flush = state.next_flush;
+        if counters {
+            self.stats = state.stats;
+        }
+    }
+
+    fn save_state(&mut self) -> bool {
+        let Some(path) = self.state_file.clone() else {
+            return true;
+        };
+        match snapshot::save(&path, &self.state()) {
+            Ok(n) => {
+                self.snapshot_bytes += n;
+                true
+            }
+            Err(e) => {
+                log::error!("snapshot: {e}");
+                false
+            }
+        }
     }
 
     pub fn files(&self) -> &DayFiles {
@@ -104,6 +182,7 @@ impl Sensor {
         let ts = frame.ts;
         if !(0..=MAX_TIMESTAMP).contains(&ts) {
             self.stats.bad_time += 1;
+            self.position += 1;
             return;
         }
         self.advance(ts);
@@ -116,6 +195,7 @@ impl Sensor {
                     Skip::TooDeep => self.stats.too_deep += 1,
                     Skip::Malformed(_) => self.stats.malformed += 1,
                 }
+                self.position += 1;
                 return;
             }
         };
@@ -124,6 +204,12 @@ impl Sensor {
             Verdict::Ignored => self.stats.ignored += 1,
             Verdict::Pass => {}
         }
+        self.position += 1;
+    }
+
+    /// Frames handled in full (see `replaying`).
+    pub fn position(&self) -> u64 {
+        self.position
     }
 
     #[inline]
@@ -135,7 +221,7 @@ impl Sensor {
         // Full: merge what we hold into the files and start again, unless that just failed.
         if ts >= self.retry_at {
             self.stats.early_flushes += 1;
-            self.flush();
+            self.flush(Flush::Full);
             if self.table.add(key, ts).is_ok() {
                 return;
             }
@@ -150,8 +236,10 @@ impl Sensor {
             Some(prev) if now <= prev => {}
             Some(prev) => {
                 self.now = Some(now);
-                if day_of(now) != day_of(prev) || now >= self.next_flush {
-                    self.flush();
+                if day_of(now) != day_of(prev) {
+                    self.flush(Flush::DayEnd);
+                } else if now >= self.next_flush {
+                    self.flush(Flush::Period);
                 }
             }
             None => {
@@ -161,36 +249,54 @@ impl Sensor {
         }
     }
 
-    /// Writes every row held into its day's file. On failure the rows stay in memory for the
-    /// next try, and new attempts wait until then rather than retrying the disk per packet.
-    pub fn flush(&mut self) -> bool {
+    /// Writes every row held into its day's file. A period's rows are appended to a day that
+    /// goes on; a finished day, and every day when the sensor stops, is compacted to one row
+    /// per key. On failure the rows stay in memory for the next try, and new attempts wait
+    /// until then rather than retrying the disk per packet.
+    pub fn flush(&mut self, why: Flush) -> bool {
         let now = self.now.unwrap_or(0);
+        let today = day_of(now);
+        let finished = |day: i64| why == Flush::Stop || day < today;
         self.next_flush = now.saturating_add(self.write_period);
-        if self.table.is_empty() {
-            return true;
-        }
-        self.stats.flushes += 1;
-        let rows = self.table.take_sorted(&self.order);
         let mut ok = true;
-        let mut start = 0;
-        while start < rows.len() {
-            let day = rows[start].day();
-            let end = start + rows[start..].partition_point(|r| r.day() == day);
-            match self.files.merge(day, &rows[start..end]) {
-                Ok(n) => {
-                    self.rows_per_day.insert(day, n);
+        if !self.table.is_empty() {
+            self.stats.flushes += 1;
+            let rows = self.table.take_sorted(&self.order);
+            let mut start = 0;
+            while start < rows.len() {
+                let day = rows[start].day();
+                let end = start + rows[start..].partition_point(|r| r.day() == day);
+                match self.files.write(day, &rows[start..end], finished(day)) {
+                    Ok(Some(n)) => {
+                        self.rows_per_day.insert(day, n);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        ok = false;
+                        self.stats.flush_errors += 1;
+                        log::error!("flush failed, keeping {} rows in memory: {e}", end - start);
+                        self.keep(&rows[start..end]);
+                    }
                 }
+                start = end;
+            }
+            self.table.recycle(rows);
+        }
+        if why == Flush::Stop || why == Flush::DayEnd {
+            match self.files.compact_days(finished) {
+                Ok(done) => self.rows_per_day.extend(done),
                 Err(e) => {
                     ok = false;
                     self.stats.flush_errors += 1;
-                    log::error!("flush failed, keeping {} rows in memory: {e}", end - start);
-                    self.keep(&rows[start..end]);
+                    log::error!("compacting a finished day failed (its file stays complete): {e}");
                 }
             }
-            start = end;
         }
         self.stats.rows = self.rows_per_day.values().sum();
-        self.table.recycle(rows);
+        // After the CSV: a snapshot that claims more than the files hold would lose attempts.
+        if ok {
+            ok = self.save_state();
+        }
         self.retry_at = if ok {
             i64::MIN
         } else {

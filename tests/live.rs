@@ -380,9 +380,13 @@ impl Sensor {
         let err = dir.join("sensor.stderr");
         // `ip netns exec` enters the namespace and execs the program: the child's pid is the
         // sensor's own.
+        // Each run keeps its snapshot in its own directory, not the system's default.
+        let state = dir.join("state.bin");
         let child = Command::new("ip")
             .args(["netns", "exec", ns, BIN, "run"])
             .args(args)
+            .arg("--state-file")
+            .arg(&state)
             .stdin(Stdio::null())
             .stdout(fs::File::create(&out).expect("sensor stdout file"))
             .stderr(fs::File::create(&err).expect("sensor stderr file"))

@@ -33,6 +33,19 @@ struct Flow {
     next: u32,
 }
 
+/// A flow as the snapshot keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FlowState {
+    pub proto: u8,
+    pub a: Addr,
+    pub a_port: u16,
+    pub b: Addr,
+    pub b_port: u16,
+    pub initiator_is_a: bool,
+    pub counted: bool,
+    pub last: i64,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowStats {
     pub active: usize,
@@ -148,6 +161,13 @@ impl FlowTable {
             prev: NIL,
             next: NIL,
         };
+        self.insert(flow, now, timeout);
+        inbound
+    }
+
+    /// Adds a flow known to be absent, evicting the least recently seen one when full.
+    fn insert(&mut self, flow: Flow, now: i64, timeout: i64) {
+        let h = flow.hash;
         let slot = if self.flows.len() < self.capacity {
             self.flows.push(flow);
             (self.flows.len() - 1) as u32
@@ -168,7 +188,76 @@ impl FlowTable {
         }
         self.index[i] = slot;
         self.push_front(slot);
-        inbound
+    }
+
+    /// The flows still live at `now`, least recently seen first (the order `import` keeps).
+    pub fn export(&self, now: i64, timeout: i64) -> Vec<FlowState> {
+        let mut out = Vec::new();
+        let mut s = self.tail;
+        while s != NIL {
+            let f = &self.flows[s as usize];
+            if now.saturating_sub(f.last) <= timeout {
+                out.push(FlowState {
+                    proto: f.key.proto,
+                    a: f.key.a,
+                    a_port: f.key.a_port,
+                    b: f.key.b,
+                    b_port: f.key.b_port,
+                    initiator_is_a: f.initiator_is_a,
+                    counted: f.counted,
+                    last: f.last,
+                });
+            }
+            s = f.prev;
+        }
+        out
+    }
+
+    /// Loads flows from a snapshot into an empty table; beyond capacity the oldest give way.
+    pub fn import(&mut self, flows: &[FlowState]) {
+        for st in flows {
+            let key = FlowKey {
+                proto: st.proto,
+                a: st.a,
+                a_port: st.a_port,
+                b: st.b,
+                b_port: st.b_port,
+            };
+            if key.a > key.b || (key.a == key.b && key.a_port > key.b_port) {
+                continue; // not in our normal form: not written by us
+            }
+            if self.find(&key).is_some() {
+                continue;
+            }
+            let h = self.hash(&key);
+            let flow = Flow {
+                key,
+                hash: h,
+                initiator_is_a: st.initiator_is_a,
+                counted: st.counted,
+                last: st.last,
+                prev: NIL,
+                next: NIL,
+            };
+            // Flows from a snapshot never count as live evictions.
+            self.insert(flow, i64::MAX, 0);
+        }
+    }
+
+    fn find(&self, key: &FlowKey) -> Option<u32> {
+        let h = self.hash(key);
+        let mut i = h as usize & self.mask;
+        loop {
+            let slot = self.index[i];
+            if slot == EMPTY {
+                return None;
+            }
+            let f = &self.flows[slot as usize];
+            if f.hash == h && f.key == *key {
+                return Some(slot);
+            }
+            i = (i + 1) & self.mask;
+        }
     }
 
     /// Removes a flow's index entry, shifting later entries of its probe run back into place.

@@ -4,7 +4,7 @@
 mod flows;
 mod ports;
 
-pub use flows::{FlowStats, FlowTable};
+pub use flows::{FlowState, FlowStats, FlowTable};
 pub use ports::PortSet;
 
 use crate::addr::NetSet;
@@ -53,6 +53,14 @@ impl Classifier {
 
     pub fn flow_stats(&self) -> FlowStats {
         self.flows.stats()
+    }
+
+    pub fn export_flows(&self, now: i64) -> Vec<FlowState> {
+        self.flows.export(now, self.rules.flow_timeout)
+    }
+
+    pub fn import_flows(&mut self, flows: &[FlowState]) {
+        self.flows.import(flows);
     }
 
     #[inline]

@@ -33,6 +33,7 @@ pub fn settings(p: &Parsed, command: &str) -> Result<Settings, Usage> {
     opt("--interface", "MONITOR_INTERFACE", &mut s)?;
     opt("--table-capacity", "TABLE_CAPACITY", &mut s)?;
     opt("--flow-capacity", "FLOW_CAPACITY", &mut s)?;
+    opt("--state-file", "STATE_FILE", &mut s)?;
     let locals: Vec<&str> = p.all("--local").collect();
     if !locals.is_empty() {
         let mut nets = Vec::new();

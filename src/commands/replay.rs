@@ -4,9 +4,10 @@
 use super::{settings, usage_exit, EXIT_FAILURE, EXIT_USAGE};
 use crate::addr::NetSet;
 use crate::cli::{self, Spec};
-use crate::sensor::Sensor;
+use crate::sensor::{Flush, Sensor};
 use crate::signals;
 use crate::source::capfile::{CapError, CaptureFile};
+use crate::store::snapshot;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -27,6 +28,10 @@ Options:
   --table-capacity N     rows held in memory before an early flush (TABLE_CAPACITY)
   --flow-capacity N      flows tracked at once (FLOW_CAPACITY)
   --write-period SECS    flush period in packet time (WRITE_PERIOD)
+  --state-file FILE      keep a snapshot (STATE_FILE); a replay restarted with the same
+                         files and snapshot goes on after the last flushed frame
+  --realtime             pace packets as their timestamps were captured
+  --speed X              with --realtime, play X times faster (default 1)
   -h, --help             this text
 
 Exit status: 0 done; 1 a file could not be read (the others are still counted); 2 usage.",
@@ -37,8 +42,10 @@ Exit status: 0 done; 1 a file could not be read (the others are still counted); 
         "--table-capacity",
         "--flow-capacity",
         "--write-period",
+        "--state-file",
+        "--speed",
     ],
-    flags: &[],
+    flags: &["--realtime"],
 };
 
 pub fn main(args: Vec<String>) -> ExitCode {
@@ -72,12 +79,57 @@ pub fn main(args: Vec<String>) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    let speed = match p.last("--speed").map(str::parse::<f64>) {
+        None => 1.0,
+        Some(Ok(x)) if x > 0.0 && x.is_finite() => x,
+        Some(_) => {
+            return usage_exit(cli::Usage(
+                "tsusen replay: --speed needs a positive number\nTry 'tsusen replay --help'."
+                    .into(),
+            ))
+        }
+    };
+    let pace = p.flag("--realtime").then(|| Pacer::new(speed));
+    let inputs: Vec<(String, u64)> = p
+        .positional
+        .iter()
+        .map(|f| (f.clone(), std::fs::metadata(f).map_or(0, |m| m.len())))
+        .collect();
+    let mut skip = 0;
+    if let Some(state_file) = s.state_file.clone().filter(|f| !f.as_os_str().is_empty()) {
+        match snapshot::load(&state_file) {
+            Ok(Some(state)) => match &state.replay {
+                Some(pos) if pos.inputs == inputs => {
+                    log::info!(
+                        "{}: going on after frame {} of this replay",
+                        state_file.display(),
+                        pos.frames
+                    );
+                    skip = pos.frames;
+                    sensor.restore(&state, false);
+                }
+                _ => log::info!(
+                    "{}: a snapshot of other input, ignored",
+                    state_file.display()
+                ),
+            },
+            Ok(None) => {}
+            Err(why) => log::warn!("{}: ignored: {why}", state_file.display()),
+        }
+        sensor.keep_state(state_file);
+    }
+    sensor.replaying(inputs, skip);
     signals::install();
     let started = Instant::now();
     let mut failed = false;
     let mut unsupported = 0;
+    let mut reader = Reader {
+        skip,
+        pace,
+        unsupported: 0,
+    };
     for file in &p.positional {
-        match replay_file(&mut sensor, Path::new(file), &mut unsupported) {
+        match reader.file(&mut sensor, Path::new(file)) {
             Ok(()) => {}
             Err(e @ CapError::Truncated { .. }) => eprintln!("tsusen replay: warning: {e}"),
             Err(e) => {
@@ -90,7 +142,8 @@ pub fn main(args: Vec<String>) -> ExitCode {
             break;
         }
     }
-    let flushed = sensor.flush();
+    unsupported += reader.unsupported;
+    let flushed = sensor.flush(Flush::Stop);
     let secs = started.elapsed().as_secs_f64();
     let st = sensor.stats;
     println!(
@@ -121,20 +174,62 @@ pub fn main(args: Vec<String>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn replay_file(sensor: &mut Sensor, path: &Path, unsupported: &mut u64) -> Result<(), CapError> {
-    let mut cap = CaptureFile::open(path)?;
-    let mut n: u32 = 0;
-    let result = loop {
-        match cap.next_frame() {
-            Ok(Some(frame)) => sensor.frame(&frame),
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
+/// Paces frames to their timestamps, `speed` times faster than they were captured.
+struct Pacer {
+    speed: f64,
+    origin: Option<(i64, Instant)>,
+}
+
+impl Pacer {
+    fn new(speed: f64) -> Pacer {
+        Pacer {
+            speed,
+            origin: None,
         }
-        n = n.wrapping_add(1);
-        if n % 65_536 == 0 && signals::stop_requested() {
-            break Ok(());
+    }
+
+    fn wait(&mut self, ts: i64) {
+        let (t0, w0) = *self.origin.get_or_insert((ts, Instant::now()));
+        let due = (ts - t0).max(0) as f64 / self.speed;
+        let ahead = due - w0.elapsed().as_secs_f64();
+        if ahead > 0.0 {
+            std::thread::sleep(std::time::Duration::from_secs_f64(ahead.min(3600.0)));
         }
-    };
-    *unsupported += cap.unsupported + cap.orphans;
-    result
+    }
+}
+
+/// Feeds capture files to the sensor, passing over frames a snapshot says are done.
+struct Reader {
+    skip: u64,
+    pace: Option<Pacer>,
+    unsupported: u64,
+}
+
+impl Reader {
+    fn file(&mut self, sensor: &mut Sensor, path: &Path) -> Result<(), CapError> {
+        let mut cap = CaptureFile::open(path)?;
+        let mut n: u32 = 0;
+        let result = loop {
+            match cap.next_frame() {
+                Ok(Some(frame)) => {
+                    if self.skip > 0 {
+                        self.skip -= 1;
+                        continue;
+                    }
+                    if let Some(p) = self.pace.as_mut() {
+                        p.wait(frame.ts);
+                    }
+                    sensor.frame(&frame)
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+            n = n.wrapping_add(1);
+            if (n % 65_536 == 0 || self.pace.is_some()) && signals::stop_requested() {
+                break Ok(());
+            }
+        };
+        self.unsupported += cap.unsupported + cap.orphans;
+        result
+    }
 }

@@ -3,11 +3,14 @@
 use super::{settings, usage_exit, EXIT_FAILURE, EXIT_USAGE};
 use crate::addr::NetSet;
 use crate::cli::{self, Spec};
-use crate::policy::LIVE_POLL_SECONDS;
-use crate::sensor::Sensor;
+use crate::policy::{LIVE_POLL_SECONDS, STATE_FILE};
+use crate::sensor::{Flush, Sensor};
 use crate::signals;
 use crate::source::live::{interface_networks, Capture};
 use crate::source::Frame;
+use crate::store::snapshot;
+use crate::tables::day_of;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +31,8 @@ Options:
   --local CIDR           a network of ours (repeat, or LOCAL_NETWORKS); default: the networks
                          of the capture interface's addresses. On a span port set it.
   --write-period SECS    seconds between flushes (WRITE_PERIOD, default 900)
+  --state-file FILE      snapshot kept at every flush (STATE_FILE, default
+                         /var/lib/tsusen/state.bin; 'none' keeps none)
   -h, --help             this text
 
 Exit status: 0 stopped by a signal; 1 capture or file failure; 2 usage.",
@@ -39,6 +44,7 @@ Exit status: 0 stopped by a signal; 1 capture or file failure; 2 usage.",
         "--write-period",
         "--table-capacity",
         "--flow-capacity",
+        "--state-file",
     ],
     flags: &[],
 };
@@ -103,6 +109,38 @@ pub fn main(args: Vec<String>) -> ExitCode {
     };
     signals::install();
     let now = wall_clock();
+    let state_file = match &s.state_file {
+        None => Some(PathBuf::from(STATE_FILE)),
+        Some(p) if p.as_os_str().is_empty() => None,
+        Some(p) => Some(p.clone()),
+    };
+    if let Some(path) = state_file {
+        match snapshot::load(&path) {
+            Ok(Some(state))
+                if state.replay.is_none()
+                    && (0..=1).contains(&(day_of(now) - day_of(state.now))) =>
+            {
+                // The day the snapshot was taken may have a file to finish.
+                if day_of(state.now) != day_of(now) {
+                    if let Err(e) = sensor.prepare_day(state.now) {
+                        log::error!("yesterday's file: {e}");
+                    }
+                }
+                sensor.restore(&state, true);
+                log::info!(
+                    "{}: going on from the snapshot of the last flush",
+                    path.display()
+                );
+            }
+            Ok(Some(_)) => log::info!(
+                "{}: snapshot of another day or a replay, ignored",
+                path.display()
+            ),
+            Ok(None) => {}
+            Err(why) => log::warn!("{}: ignored: {why}", path.display()),
+        }
+        sensor.keep_state(path);
+    }
     match sensor.prepare_day(now) {
         Ok(Some(rows)) => log::info!("continuing today's file with {rows} rows"),
         Ok(None) => {}
@@ -133,7 +171,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         }
     }
     sensor.advance(wall_clock());
-    if !sensor.flush() {
+    if !sensor.flush(Flush::Stop) {
         status = ExitCode::from(EXIT_FAILURE);
     }
     let st = sensor.stats;

@@ -1,14 +1,22 @@
-//! The daily files `LOG_DIRECTORY/YYYY-MM-DD.csv`. Each flush merges the rows held in memory
-//! into the day's file in one streaming pass (the file may be far larger than memory), writing
-//! a temporary file that is synced and renamed over the old one, so a reader or a power cut
-//! sees the old file or the new one, never half of either.
+//! The daily files `LOG_DIRECTORY/YYYY-MM-DD.csv`.
+//!
+//! An SD card wears out with every byte written, and rewriting the whole day at every flush (as
+//! the original tsusen did) writes about 48 times the day's final size. So a periodic flush
+//! appends the period's rows to the day's file as one more sorted run, synced: the file stays
+//! complete as of the last flush (the rows of one key add up), and an interrupted append is cut
+//! back to its last whole line at the next start. When the appended runs outgrow the sorted
+//! base, and always when a day ends or the sensor stops, the runs are compacted: one streaming
+//! k-way merge (the file may be far larger than memory) into a temporary file that is synced
+//! and renamed over the old one, leaving one row per key in tsusen's order.
 
 use super::csv::{RowReader, RowWriter};
+use crate::faults;
 use crate::tables::{Key, Row, RowOrder};
 use chrono::NaiveDate;
 use std::cmp::Ordering;
-use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
@@ -16,6 +24,10 @@ const UNIX_EPOCH_CE_DAY: i64 = 719_163;
 /// Unreadable lines reported per file before we only count them.
 const BAD_ROW_REPORTS: u64 = 10;
 const WRITE_BUFFER: usize = 256 * 1024;
+const READ_BUFFER: usize = 64 * 1024;
+/// Below this many bytes of base a file is always compacted: appending to a tiny file saves
+/// nothing.
+const APPEND_FLOOR: u64 = 64 * 1024;
 
 pub fn date_of_day(day: i64) -> Option<NaiveDate> {
     NaiveDate::from_num_days_from_ce_opt(i32::try_from(day + UNIX_EPOCH_CE_DAY).ok()?)
@@ -26,15 +38,37 @@ pub fn day_of_date(date: NaiveDate) -> i64 {
     date.num_days_from_ce() as i64 - UNIX_EPOCH_CE_DAY
 }
 
-/// The existing file is not in our row order (the original tsusen wrote rows in any order),
-/// or repeats a key.
+/// A source of rows is out of order: the file was not written by us (the original tsusen
+/// wrote rows in any order) or was edited, and must be sorted from scratch.
 struct NotSorted;
+
+/// What we know of a day file we wrote in this process: where its runs start.
+#[derive(Clone, Debug)]
+struct Layout {
+    /// Byte offsets of the sorted runs; the first is 0 (its header line is skipped on reading).
+    runs: Vec<u64>,
+    /// File length after the last write.
+    len: u64,
+    /// Length of the compacted base, the first run.
+    base: u64,
+}
+
+/// Sorted rows from one run of a file, or from memory, checked for order as they are read.
+enum Source<'a> {
+    Run {
+        reader: Box<RowReader<BufReader<io::Take<File>>>>,
+        path: PathBuf,
+        prev: Option<Key>,
+    },
+    Mem(std::slice::Iter<'a, Row>),
+}
 
 pub struct DayFiles {
     dir: PathBuf,
     order: RowOrder,
     /// Rows per in-memory run when a file must be sorted from scratch.
     sort_chunk: usize,
+    layouts: HashMap<i64, Layout>,
     /// Bytes written to disk by us, for the wear accounting.
     pub bytes_written: u64,
     /// Lines of existing files that could not be read as rows (reported and passed over).
@@ -61,6 +95,7 @@ impl DayFiles {
             dir: dir.to_owned(),
             order: RowOrder::new(),
             sort_chunk: sort_chunk.max(1024),
+            layouts: HashMap::new(),
             bytes_written: 0,
             bad_rows: 0,
         })
@@ -84,249 +119,301 @@ impl DayFiles {
             .join(format!(".{}.{what}.tmp", name.unwrap_or_default()))
     }
 
-    /// Merges `rows` (one day's, in file order) into the day's file; returns the rows the file
-    /// now holds.
-    pub fn merge(&mut self, day: i64, rows: &[Row]) -> io::Result<u64> {
-        match self.try_merge(day, rows)? {
-            Ok(n) => Ok(n),
-            Err(NotSorted) => {
-                let path = self.path(day);
-                log::info!(
-                    "{}: rows not in tsusen's order (an older writer?): sorting the file once",
-                    path.display()
-                );
-                self.normalize(day)?;
-                match self.try_merge(day, rows)? {
-                    Ok(n) => Ok(n),
-                    Err(NotSorted) => Err(io::Error::other(format!(
-                        "{}: still unsorted after sorting",
-                        path.display()
-                    ))),
-                }
+    /// Writes one day's rows (in file order). A periodic flush appends them as a run unless the
+    /// runs have outgrown the base; `compact` (day end, shutdown) always leaves one sorted row
+    /// per key. Returns the file's rows after a compaction, `None` after an append.
+    pub fn write(&mut self, day: i64, rows: &[Row], compact: bool) -> io::Result<Option<u64>> {
+        let append = match self.layouts.get(&day) {
+            Some(l) => !compact && l.len - l.base < l.base.max(APPEND_FLOOR),
+            None => false,
+        };
+        if append && !rows.is_empty() {
+            match self.append(day, rows) {
+                Ok(true) => return Ok(None),
+                Ok(false) => {} // the file changed under us: compact instead
+                Err(e) => return Err(e),
             }
+        } else if append {
+            return Ok(None);
         }
+        self.compact(day, rows).map(Some)
     }
 
-    fn try_merge(&mut self, day: i64, rows: &[Row]) -> io::Result<Result<u64, NotSorted>> {
+    /// Compacts every day file with appended runs for which `due` says so.
+    pub fn compact_days(&mut self, due: impl Fn(i64) -> bool) -> io::Result<Vec<(i64, u64)>> {
+        let mut days: Vec<i64> = self
+            .layouts
+            .iter()
+            .filter(|(d, l)| l.runs.len() > 1 && due(**d))
+            .map(|(d, _)| *d)
+            .collect();
+        days.sort_unstable();
+        let mut done = Vec::new();
+        for d in days {
+            done.push((d, self.compact(d, &[])?));
+        }
+        Ok(done)
+    }
+
+    /// Appends rows as one more run; false when the file is not as we left it.
+    fn append(&mut self, day: i64, rows: &[Row]) -> io::Result<bool> {
         let path = self.path(day);
-        let mut existing = match File::open(&path) {
-            Ok(f) => Some(RowReader::new(BufReader::with_capacity(WRITE_BUFFER, f))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        let Some(layout) = self.layouts.get(&day).cloned() else {
+            return Ok(false);
+        };
+        let file = match OpenOptions::new().append(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(context(&path, e)),
         };
-        let tmp = self.temp_path(day, "merge");
-        let mut out = self.create(&tmp)?;
-        let mut written = 0u64;
-        let mut bad = 0u64;
-        let mut prev: Option<Key> = None;
-        let order = &self.order;
-        let mut next_existing =
-            |prev: &mut Option<Key>, bad: &mut u64| -> io::Result<Result<Option<Row>, NotSorted>> {
-                let Some(r) = existing.as_mut() else {
-                    return Ok(Ok(None));
-                };
-                loop {
-                    match r.next_row().map_err(|e| context(&path, e))? {
-                        None => return Ok(Ok(None)),
-                        Some(Err(badrow)) => {
-                            *bad += 1;
-                            if *bad <= BAD_ROW_REPORTS {
-                                log::warn!(
-                                    "{}:{}: passed over: {}",
-                                    path.display(),
-                                    badrow.line,
-                                    badrow.why
-                                );
-                            }
-                        }
-                        Some(Ok(row)) => {
-                            if let Some(p) = prev {
-                                if order.keys(p, &row.key) != Ordering::Less {
-                                    return Ok(Err(NotSorted));
-                                }
-                            }
-                            *prev = Some(row.key);
-                            return Ok(Ok(Some(row)));
-                        }
-                    }
-                }
-            };
-        let mut file_row = match next_existing(&mut prev, &mut bad)? {
-            Ok(r) => r,
-            Err(NotSorted) => return Ok(Err(NotSorted)),
-        };
-        let mut mem = rows.iter().peekable();
-        let result = loop {
-            let next = match (file_row, mem.peek()) {
-                (None, None) => break Ok(()),
-                (Some(f), None) => {
-                    file_row = None;
-                    f
-                }
-                (None, Some(&&m)) => {
-                    mem.next();
-                    m
-                }
-                (Some(f), Some(&&m)) => match order.keys(&f.key, &m.key) {
-                    Ordering::Less => {
-                        file_row = None;
-                        f
-                    }
-                    Ordering::Greater => {
-                        mem.next();
-                        m
-                    }
-                    Ordering::Equal => {
-                        mem.next();
-                        file_row = None;
-                        let mut merged = f;
-                        merged.merge(&m);
-                        merged
-                    }
-                },
-            };
-            if let Err(e) = out.row(&next) {
-                break Err(context(&tmp, e));
-            }
-            written += 1;
-            if file_row.is_none() {
-                match next_existing(&mut prev, &mut bad) {
-                    Ok(Ok(r)) => file_row = r,
-                    Ok(Err(NotSorted)) => {
-                        drop(out);
-                        let _ = fs::remove_file(&tmp);
-                        return Ok(Err(NotSorted));
-                    }
-                    Err(e) => break Err(e),
-                }
-            }
-        };
-        if bad > BAD_ROW_REPORTS {
-            log::warn!("{}: {bad} lines passed over in all", path.display());
+        let len = file.metadata().map_err(|e| context(&path, e))?.len();
+        if len != layout.len {
+            log::warn!("{}: changed by someone else: compacting it", path.display());
+            self.layouts.remove(&day);
+            return Ok(false);
         }
-        self.bad_rows += bad;
-        match result.and_then(|()| self.commit(out, &tmp, &path)) {
-            Ok(()) => Ok(Ok(written)),
+        if faults::hit("append-partial") {
+            // Half a line reaches the disk, as a cut in the middle of an append leaves it.
+            let mut one = RowWriter::new(Vec::new());
+            let _ = one.row(&rows[0]);
+            let half = one.into_inner();
+            let _ = (&file).write_all(&half[..half.len() / 2]);
+            let _ = file.sync_data();
+            faults::kill_now();
+        }
+        let mut w = RowWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file));
+        let wrote = rows.iter().try_for_each(|r| w.row(r));
+        self.bytes_written += w.bytes;
+        let written = wrote
+            .and_then(|()| w.into_inner().into_inner().map_err(|e| e.into_error()))
+            .and_then(|f| {
+                faults::crash_here("append-before-sync");
+                f.sync_data()
+            });
+        match written {
+            Ok(_) => {
+                let new_len = fs::metadata(&path).map_err(|e| context(&path, e))?.len();
+                let l = self.layouts.get_mut(&day).expect("layout checked above");
+                l.runs.push(len);
+                l.len = new_len;
+                Ok(true)
+            }
             Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(e)
+                // Cut the partial run off, so the rows (kept in memory) are not counted twice.
+                let cut = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(len).and_then(|()| f.sync_data()));
+                if let Err(c) = cut {
+                    log::error!("{}: cannot cut back a failed append: {c}", path.display());
+                    self.layouts.remove(&day);
+                }
+                Err(context(&path, e))
             }
         }
     }
 
-    /// Rewrites a day's file in our order with one row per key, whatever order it was in and
-    /// however large: sorted runs of `sort_chunk` rows, then one k-way merge.
-    pub fn normalize(&mut self, day: i64) -> io::Result<u64> {
+    /// Rewrites the day's file as one sorted run with `extra` merged in, atomically.
+    fn compact(&mut self, day: i64, extra: &[Row]) -> io::Result<u64> {
+        let path = self.path(day);
+        let tmp = self.temp_path(day, "merge");
+        let runs = match self.layouts.get(&day) {
+            Some(l) => Some((l.runs.clone(), l.len)),
+            None => match fs::metadata(&path) {
+                Ok(m) => Some((vec![0], m.len())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(context(&path, e)),
+            },
+        };
+        let mut sources = Vec::new();
+        if let Some((starts, len)) = &runs {
+            for (i, &start) in starts.iter().enumerate() {
+                let end = starts.get(i + 1).copied().unwrap_or(*len);
+                sources.push(self.run_source(&path, start, end)?);
+            }
+        }
+        sources.push(Source::Mem(extra.iter()));
+        let n = match self.merge_into(sources, &tmp) {
+            Ok(Ok(n)) => n,
+            Ok(Err(NotSorted)) => {
+                let _ = fs::remove_file(&tmp);
+                log::info!(
+                    "{}: rows not in tsusen's order (an older writer?): sorting the file",
+                    path.display()
+                );
+                self.sort_from_scratch(day, extra, &tmp)?
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.rename_synced(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let len = fs::metadata(&path).map_err(|e| context(&path, e))?.len();
+        self.layouts.insert(
+            day,
+            Layout {
+                runs: vec![0],
+                len,
+                base: len,
+            },
+        );
+        Ok(n)
+    }
+
+    fn run_source(&self, path: &Path, start: u64, end: u64) -> io::Result<Source<'static>> {
+        let mut f = File::open(path).map_err(|e| context(path, e))?;
+        f.seek(SeekFrom::Start(start))
+            .map_err(|e| context(path, e))?;
+        Ok(Source::Run {
+            reader: Box::new(RowReader::new(BufReader::with_capacity(
+                READ_BUFFER,
+                f.take(end.saturating_sub(start)),
+            ))),
+            path: path.to_owned(),
+            prev: None,
+        })
+    }
+
+    /// Sorts a file in any order, of any size: sorted chunks of `sort_chunk` rows written as
+    /// temporary runs, then one k-way merge with `extra`.
+    fn sort_from_scratch(&mut self, day: i64, extra: &[Row], to: &Path) -> io::Result<u64> {
         let path = self.path(day);
         let file = File::open(&path).map_err(|e| context(&path, e))?;
-        let mut reader = RowReader::new(BufReader::with_capacity(WRITE_BUFFER, file));
+        let mut reader = RowReader::new(BufReader::with_capacity(READ_BUFFER, file));
         let mut chunk: Vec<Row> = Vec::new();
         let mut runs: Vec<PathBuf> = Vec::new();
         let mut bad = 0u64;
         let result = (|| -> io::Result<u64> {
             loop {
                 let next = reader.next_row().map_err(|e| context(&path, e))?;
+                let last = next.is_none();
                 match next {
-                    Some(Ok(row)) => {
-                        chunk.push(row);
-                        if chunk.len() >= self.sort_chunk {
-                            let run = self.temp_path(day, &format!("run{}", runs.len()));
-                            runs.push(run.clone());
-                            self.write_sorted_chunk(&mut chunk, &run)?;
-                        }
-                    }
+                    Some(Ok(row)) => chunk.push(row),
                     Some(Err(b)) => {
                         bad += 1;
                         if bad <= BAD_ROW_REPORTS {
                             log::warn!("{}:{}: passed over: {}", path.display(), b.line, b.why);
                         }
                     }
-                    None => break,
+                    None => {}
+                }
+                if chunk.len() >= self.sort_chunk || (last && !chunk.is_empty()) {
+                    let run = self.temp_path(day, &format!("run{}", runs.len()));
+                    runs.push(run.clone());
+                    chunk.sort_unstable_by(|a, b| self.order.keys(&a.key, &b.key));
+                    match self.merge_into(vec![Source::Mem(chunk.iter())], &run)? {
+                        Ok(_) => chunk.clear(),
+                        Err(NotSorted) => unreachable!("a sorted chunk is in order"),
+                    }
+                }
+                if last {
+                    break;
                 }
             }
-            let tmp = self.temp_path(day, "sort");
-            if runs.is_empty() {
-                let n = self.write_sorted_chunk(&mut chunk, &tmp)?;
-                self.rename_synced(&tmp, &path)?;
-                return Ok(n);
+            let mut sources = Vec::new();
+            for run in &runs {
+                let len = fs::metadata(run).map_err(|e| context(run, e))?.len();
+                sources.push(self.run_source(run, 0, len)?);
             }
-            if !chunk.is_empty() {
-                let run = self.temp_path(day, &format!("run{}", runs.len()));
-                runs.push(run.clone());
-                self.write_sorted_chunk(&mut chunk, &run)?;
+            sources.push(Source::Mem(extra.iter()));
+            match self.merge_into(sources, to)? {
+                Ok(n) => Ok(n),
+                Err(NotSorted) => Err(io::Error::other(format!(
+                    "{}: still unsorted after sorting",
+                    path.display()
+                ))),
             }
-            let n = self.merge_runs(&runs, &tmp)?;
-            self.rename_synced(&tmp, &path)?;
-            Ok(n)
         })();
         for run in &runs {
             let _ = fs::remove_file(run);
+        }
+        if bad > BAD_ROW_REPORTS {
+            log::warn!("{}: {bad} lines passed over in all", path.display());
         }
         self.bad_rows += bad;
         result
     }
 
-    /// Sorts rows, folds repeated keys, writes them to `to` (synced), empties `chunk`.
-    fn write_sorted_chunk(&mut self, chunk: &mut Vec<Row>, to: &Path) -> io::Result<u64> {
-        let order = &self.order;
-        chunk.sort_unstable_by(|a, b| order.keys(&a.key, &b.key));
-        let mut out = self.create(to)?;
-        let mut n = 0;
-        let mut i = 0;
-        while i < chunk.len() {
-            let mut r = chunk[i];
-            i += 1;
-            while i < chunk.len() && chunk[i].key == r.key {
-                r.merge(&chunk[i]);
-                i += 1;
+    /// The k-way merge at the heart of every rewrite: rows of equal key from any source (or
+    /// repeated within one) fold into one; the result goes to `to`, synced. `NotSorted` when a
+    /// source goes backwards.
+    fn merge_into(
+        &mut self,
+        mut sources: Vec<Source<'_>>,
+        to: &Path,
+    ) -> io::Result<Result<u64, NotSorted>> {
+        let mut heads: Vec<Option<Row>> = Vec::with_capacity(sources.len());
+        for s in sources.iter_mut() {
+            match self.next_of(s)? {
+                Ok(h) => heads.push(h),
+                Err(NotSorted) => return Ok(Err(NotSorted)),
             }
-            out.row(&r).map_err(|e| context(to, e))?;
-            n += 1;
-        }
-        chunk.clear();
-        self.finish(out, to)?;
-        Ok(n)
-    }
-
-    fn merge_runs(&mut self, runs: &[PathBuf], to: &Path) -> io::Result<u64> {
-        let mut readers = Vec::with_capacity(runs.len());
-        let mut heads: Vec<Option<Row>> = Vec::with_capacity(runs.len());
-        for run in runs {
-            let f = File::open(run).map_err(|e| context(run, e))?;
-            let mut r = RowReader::new(BufReader::new(f));
-            heads.push(next_good(&mut r).map_err(|e| context(run, e))?);
-            readers.push(r);
         }
         let mut out = self.create(to)?;
-        let mut n = 0;
+        let mut n = 0u64;
         loop {
             let mut best: Option<usize> = None;
             for (i, h) in heads.iter().enumerate() {
-                if let Some(h) = h {
-                    let better = match best.and_then(|b| heads[b].as_ref()) {
-                        None => true,
-                        Some(b) => self.order.keys(&h.key, &b.key) == Ordering::Less,
-                    };
-                    if better {
-                        best = Some(i);
-                    }
+                let Some(h) = h else { continue };
+                let better = match best.and_then(|b| heads[b].as_ref()) {
+                    None => true,
+                    Some(b) => self.order.keys(&h.key, &b.key) == Ordering::Less,
+                };
+                if better {
+                    best = Some(i);
                 }
             }
             let Some(b) = best else { break };
             let mut row = heads[b].take().expect("best points at a head");
-            heads[b] = next_good(&mut readers[b]).map_err(|e| context(&runs[b], e))?;
-            // The same key may stand in other runs (each run holds it once at most).
-            for i in 0..heads.len() {
+            for i in 0..sources.len() {
+                if i == b {
+                    match self.next_of(&mut sources[i])? {
+                        Ok(h) => heads[i] = h,
+                        Err(NotSorted) => return Ok(Err(NotSorted)),
+                    }
+                }
                 while let Some(h) = heads[i].filter(|h| h.key == row.key) {
                     row.merge(&h);
-                    heads[i] = next_good(&mut readers[i]).map_err(|e| context(&runs[i], e))?;
+                    match self.next_of(&mut sources[i])? {
+                        Ok(h) => heads[i] = h,
+                        Err(NotSorted) => return Ok(Err(NotSorted)),
+                    }
                 }
             }
             out.row(&row).map_err(|e| context(to, e))?;
             n += 1;
         }
         self.finish(out, to)?;
-        Ok(n)
+        Ok(Ok(n))
+    }
+
+    fn next_of(&mut self, s: &mut Source<'_>) -> io::Result<Result<Option<Row>, NotSorted>> {
+        match s {
+            Source::Mem(it) => Ok(Ok(it.next().copied())),
+            Source::Run { reader, path, prev } => loop {
+                match reader.next_row().map_err(|e| context(path, e))? {
+                    None => return Ok(Ok(None)),
+                    Some(Err(b)) => {
+                        self.bad_rows += 1;
+                        if self.bad_rows <= BAD_ROW_REPORTS {
+                            log::warn!("{}:{}: passed over: {}", path.display(), b.line, b.why);
+                        }
+                    }
+                    Some(Ok(row)) => {
+                        if prev.is_some_and(|p| self.order.keys(&p, &row.key) == Ordering::Greater)
+                        {
+                            return Ok(Err(NotSorted));
+                        }
+                        *prev = Some(row.key);
+                        return Ok(Ok(Some(row)));
+                    }
+                }
+            },
+        }
     }
 
     fn create(&mut self, path: &Path) -> io::Result<RowWriter<BufWriter<File>>> {
@@ -346,54 +433,96 @@ impl DayFiles {
         f.sync_all().map_err(|e| context(path, e))
     }
 
-    fn commit(&mut self, w: RowWriter<BufWriter<File>>, tmp: &Path, path: &Path) -> io::Result<()> {
-        self.finish(w, tmp)?;
-        self.rename_synced(tmp, path)
-    }
-
     /// Renames over the target and syncs the directory, so the rename itself survives a cut.
     fn rename_synced(&self, tmp: &Path, path: &Path) -> io::Result<()> {
+        faults::crash_here("compact-before-rename");
         fs::rename(tmp, path).map_err(|e| context(path, e))?;
+        faults::crash_here("compact-after-rename");
         let dir = File::open(&self.dir).map_err(|e| context(&self.dir, e))?;
         dir.sync_all().map_err(|e| context(&self.dir, e))
     }
 
-    /// Checks a day's file at start: sorts it once if an older writer left it unsorted, so the
-    /// first flush is a plain merge. Returns its rows, `None` when there is no file yet.
+    /// Readies a day's file at start: cuts an append that a power cut interrupted back to its
+    /// last whole line, and compacts a file with several runs (or one an older writer left
+    /// unsorted), so counting goes on from a clean file. Returns its rows, `None` when there is
+    /// no file yet.
     pub fn prepare(&mut self, day: i64) -> io::Result<Option<u64>> {
         let path = self.path(day);
-        let file = match File::open(&path) {
-            Ok(f) => f,
+        let len = match fs::metadata(&path) {
+            Ok(m) => m.len(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(context(&path, e)),
         };
-        let mut reader = RowReader::new(BufReader::with_capacity(WRITE_BUFFER, file));
-        let mut prev: Option<Key> = None;
-        let mut rows = 0u64;
-        while let Some(next) = reader.next_row().map_err(|e| context(&path, e))? {
-            // Unreadable lines are reported when the file is next merged.
-            let Ok(row) = next else { continue };
-            if prev.is_some_and(|p| self.order.keys(&p, &row.key) != Ordering::Less) {
-                log::info!(
-                    "{}: rows not in tsusen's order (an older writer?): sorting the file once",
-                    path.display()
-                );
-                return self.normalize(day).map(Some);
-            }
-            prev = Some(row.key);
-            rows += 1;
-        }
+        cut_partial_line(&path, len)?;
+        let len = fs::metadata(&path).map_err(|e| context(&path, e))?.len();
+        let Some(rows) = self.strictly_sorted(&path, len)? else {
+            // A second run, a repeated key, or a file of the original tsusen: merge it.
+            return self.compact(day, &[]).map(Some);
+        };
+        self.layouts.insert(
+            day,
+            Layout {
+                runs: vec![0],
+                len,
+                base: len,
+            },
+        );
         Ok(Some(rows))
+    }
+
+    /// The file's rows when they are in tsusen's order with one row per key, else `None`.
+    fn strictly_sorted(&mut self, path: &Path, len: u64) -> io::Result<Option<u64>> {
+        let f = File::open(path).map_err(|e| context(path, e))?;
+        let mut reader = RowReader::new(BufReader::with_capacity(READ_BUFFER, f.take(len)));
+        let mut prev: Option<Key> = None;
+        let mut rows = 0;
+        loop {
+            match reader.next_row().map_err(|e| context(path, e))? {
+                None => return Ok(Some(rows)),
+                Some(Err(_)) => continue,
+                Some(Ok(row)) => {
+                    if prev.is_some_and(|p| self.order.keys(&p, &row.key) != Ordering::Less) {
+                        return Ok(None);
+                    }
+                    prev = Some(row.key);
+                    rows += 1;
+                }
+            }
+        }
     }
 }
 
-/// The next readable row of a run we wrote ourselves.
-fn next_good<R: io::BufRead>(r: &mut RowReader<R>) -> io::Result<Option<Row>> {
-    loop {
-        match r.next_row()? {
-            None => return Ok(None),
-            Some(Ok(row)) => return Ok(Some(row)),
-            Some(Err(_)) => continue,
-        }
+/// Cuts a file back to its last newline: what follows is an append a power cut interrupted.
+fn cut_partial_line(path: &Path, len: u64) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
     }
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| context(path, e))?;
+    let mut pos = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while pos > 0 {
+        let n = buf.len().min(pos as usize);
+        f.seek(SeekFrom::Start(pos - n as u64))
+            .map_err(|e| context(path, e))?;
+        f.read_exact(&mut buf[..n]).map_err(|e| context(path, e))?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            let keep = pos - n as u64 + i as u64 + 1;
+            if keep != len {
+                log::warn!(
+                    "{}: cut {} bytes of an interrupted write after the last whole line",
+                    path.display(),
+                    len - keep
+                );
+                f.set_len(keep).map_err(|e| context(path, e))?;
+                f.sync_all().map_err(|e| context(path, e))?;
+            }
+            return Ok(());
+        }
+        pos -= n as u64;
+    }
+    Ok(())
 }

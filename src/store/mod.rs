@@ -2,6 +2,7 @@
 
 mod csv;
 mod daily;
+pub mod snapshot;
 
 pub use self::csv::{RowReader, RowWriter, HEADER};
 pub use daily::{date_of_day, day_of_date, DayFiles};

@@ -1,0 +1,198 @@
+//! The state the CSV files do not hold (flows, counters, the clock, a replay's position),
+//! saved with postcard at every flush and at shutdown, so a restart goes on where the last
+//! flush left off. On disk: magic, version, payload length, postcard payload, CRC-32 of all
+//! before it; written to a temporary file, synced, renamed, directory synced. A missing,
+//! short, corrupt, foreign or other-version file is refused with a reason, never a panic.
+
+use crate::classify::FlowState;
+use crate::faults;
+use crate::sensor::Stats;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+
+const MAGIC: &[u8; 8] = b"tsusen\0S";
+/// Bump when `State` changes shape: an older snapshot is then ignored, not misread.
+pub const VERSION: u32 = 1;
+/// Largest payload we read back (flows at full capacity are far below it).
+const MAX_PAYLOAD: usize = 256 * 1024 * 1024;
+const HEADER: usize = 8 + 4 + 4;
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ReplayPosition {
+    /// The capture files of the replay, with their sizes, in order.
+    pub inputs: Vec<(String, u64)>,
+    /// Frames of those files, counted from the first, whose attempts are in the CSV files.
+    pub frames: u64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    /// Latest second the sensor had seen.
+    pub now: i64,
+    pub next_flush: i64,
+    pub stats: Stats,
+    pub flows: Vec<FlowState>,
+    pub replay: Option<ReplayPosition>,
+}
+
+/// Writes the snapshot atomically; returns the bytes written.
+pub fn save(path: &Path, state: &State) -> io::Result<u64> {
+    let ctx = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let payload = postcard::to_stdvec(state).map_err(|e| ctx(io::Error::other(e.to_string())))?;
+    let mut bytes = Vec::with_capacity(HEADER + payload.len() + 4);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    let crc = crc32(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(ctx)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map_or("state".into(), |n| n.to_string_lossy())
+    ));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        faults::crash_here("snapshot-before-rename");
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(ctx(e));
+    }
+    Ok(bytes.len() as u64)
+}
+
+/// Reads the snapshot: `Ok(None)` when there is none, `Err` with the reason it is refused.
+pub fn load(path: &Path) -> Result<Option<State>, String> {
+    match fs::read(path) {
+        Ok(bytes) => decode(&bytes).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read: {e}")),
+    }
+}
+
+/// Checks and decodes snapshot bytes, whatever they are.
+pub fn decode(bytes: &[u8]) -> Result<State, String> {
+    if bytes.len() < HEADER + 4 {
+        return Err(format!("{} bytes, shorter than any snapshot", bytes.len()));
+    }
+    if &bytes[..8] != MAGIC {
+        return Err("not a tsusen snapshot".into());
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version != VERSION {
+        return Err(format!("version {version}, this sensor reads {VERSION}"));
+    }
+    let len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
+    if len > MAX_PAYLOAD || HEADER + len + 4 != bytes.len() {
+        return Err(format!(
+            "payload of {len} bytes does not match the file's {} bytes (cut short?)",
+            bytes.len()
+        ));
+    }
+    let body = &bytes[..HEADER + len];
+    let stored = u32::from_le_bytes([
+        bytes[HEADER + len],
+        bytes[HEADER + len + 1],
+        bytes[HEADER + len + 2],
+        bytes[HEADER + len + 3],
+    ]);
+    if crc32(body) != stored {
+        return Err("checksum mismatch (corrupt)".into());
+    }
+    let (state, rest) = postcard::take_from_bytes::<State>(&bytes[HEADER..HEADER + len])
+        .map_err(|e| format!("payload does not decode: {e}"))?;
+    if !rest.is_empty() {
+        return Err("payload has trailing bytes".into());
+    }
+    Ok(state)
+}
+
+/// CRC-32 (IEEE 802.3, as zlib and PNG), bitwise over a small table.
+pub fn crc32(data: &[u8]) -> u32 {
+    const TABLE: [u32; 16] = {
+        let mut t = [0u32; 16];
+        let mut i = 0;
+        while i < 16 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 4 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    let mut crc = !0u32;
+    for &b in data {
+        crc = TABLE[((crc ^ b as u32) & 15) as usize] ^ (crc >> 4);
+        crc = TABLE[((crc ^ (b as u32 >> 4)) & 15) as usize] ^ (crc >> 4);
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> State {
+        State {
+            now: 1_700_000_000,
+            next_flush: 1_700_000_900,
+            stats: Stats {
+                packets: 42,
+                attempts: 7,
+                ..Stats::default()
+            },
+            flows: Vec::new(),
+            replay: Some(ReplayPosition {
+                inputs: vec![("a.pcap".into(), 1234)],
+                frames: 40,
+            }),
+        }
+    }
+
+    #[test]
+    fn crc_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+    }
+
+    #[test]
+    fn round_trips_and_refuses_damage() {
+        let dir = std::env::temp_dir().join(format!("tsusen-snap-{}", std::process::id()));
+        let path = dir.join("state.bin");
+        let n = save(&path, &sample()).unwrap();
+        assert_eq!(load(&path).unwrap(), Some(sample()));
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, n);
+        assert!(decode(&bytes[..bytes.len() - 1])
+            .unwrap_err()
+            .contains("cut short"));
+        let mut flipped = bytes.clone();
+        flipped[HEADER + 2] ^= 0x10;
+        assert!(decode(&flipped).unwrap_err().contains("corrupt"));
+        let mut other = bytes.clone();
+        other[8] = 9;
+        assert!(decode(&other).unwrap_err().contains("version 9"));
+        assert!(decode(b"GIF89a-not-a-snapshot").is_err());
+        assert_eq!(load(&dir.join("missing.bin")).unwrap(), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
