@@ -149,7 +149,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
     println!(
         "replay: packets {}, attempts {}, malformed {}, rows {}, seconds {:.3}, packets/s {:.0}, \
          not-ip {}, fragments {}, ignored {}, unsupported {}, bad-time {}, flows evicted {}, \
-         early flushes {}, bytes written {}",
+         early flushes {}, bytes written {} (csv {}, snapshots {}; kernel write_bytes {})",
         st.packets,
         st.attempts,
         st.malformed,
@@ -163,7 +163,10 @@ pub fn main(args: Vec<String>) -> ExitCode {
         st.bad_time,
         sensor.flow_stats().evictions,
         st.early_flushes,
+        sensor.files().bytes_written + sensor.snapshot_bytes,
         sensor.files().bytes_written,
+        sensor.snapshot_bytes,
+        kernel_write_bytes().map_or("unknown".into(), |b| b.to_string()),
     );
     if failed || !flushed || st.lost > 0 {
         if st.lost > 0 {
@@ -172,6 +175,18 @@ pub fn main(args: Vec<String>) -> ExitCode {
         return ExitCode::from(EXIT_FAILURE);
     }
     ExitCode::SUCCESS
+}
+
+/// What the kernel counts as written to storage by this process (pages dirtied, less those
+/// truncated away), the check on our own accounting of bytes written.
+fn kernel_write_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some(field("write_bytes:")?.saturating_sub(field("cancelled_write_bytes:").unwrap_or(0)))
 }
 
 /// Paces frames to their timestamps, `speed` times faster than they were captured.

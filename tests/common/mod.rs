@@ -1,1 +1,2 @@
+pub mod day;
 pub mod pcapgen;
