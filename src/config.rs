@@ -2,6 +2,7 @@
 //! format), overridden in turn by the command line.
 
 use crate::addr::Cidr;
+use crate::detect::scan::ScanParams;
 use crate::policy;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,13 @@ pub struct Settings {
     /// Snapshot file as configured: `None` when unset (run then takes the default, replay
     /// keeps none), an empty path when turned off.
     pub state_file: Option<PathBuf>,
+    /// The syslog socket for scan reports: `None` unset (run: /dev/log; replay: none), an
+    /// empty path when turned off.
+    pub syslog: Option<PathBuf>,
+    /// One JSON threat event per line is appended here.
+    pub event_file: Option<PathBuf>,
+    /// scanlogd's parameters (scanlogd's values unless set).
+    pub scan: ScanParams,
 }
 
 impl Default for Settings {
@@ -48,6 +56,9 @@ impl Default for Settings {
             flow_capacity: policy::FLOW_CAPACITY,
             flow_timeout: policy::FLOW_TIMEOUT,
             state_file: None,
+            syslog: None,
+            event_file: None,
+            scan: ScanParams::default(),
         }
     }
 }
@@ -78,8 +89,6 @@ const RESERVED_KEYS: &[&str] = &[
     "NETFLOW_LISTEN",
     "GEOIP_DATABASE",
     "ASN_DATABASE",
-    "SYSLOG",
-    "EVENT_FILE",
     "MQTT_URL",
     "AMQP_URL",
 ];
@@ -132,6 +141,43 @@ impl Settings {
                 self.flow_capacity = number(value, 1, 1 << 28).map_err(err)? as usize
             }
             "FLOW_TIMEOUT" => self.flow_timeout = number(value, 0, 366 * 86_400).map_err(err)?,
+            "SYSLOG" => {
+                self.syslog = Some(match value.to_ascii_lowercase().as_str() {
+                    "yes" | "on" | "true" | "1" => "/dev/log".into(),
+                    "no" | "off" | "false" | "0" | "none" | "" => "".into(),
+                    _ => value.into(),
+                })
+            }
+            "EVENT_FILE" => {
+                self.event_file = (!value.is_empty() && value != "none").then(|| value.into())
+            }
+            "SCAN_PORT_WEIGHT_PRIV" => {
+                self.scan.port_weight_priv = number(value, 1, 1000).map_err(err)? as u32
+            }
+            "SCAN_PORT_WEIGHT_HIGH" => {
+                self.scan.port_weight_high = number(value, 1, 1000).map_err(err)? as u32
+            }
+            "SCAN_WEIGHT_THRESHOLD" => {
+                self.scan.weight_threshold = number(value, 2, 1025).map_err(err)? as u32
+            }
+            "SCAN_DELAY" => self.scan.delay_us = millis(value).map_err(err)? * 1000,
+            "SCAN_LOG_COUNT" => {
+                self.scan.log_count = number(value, 1, 1_000_000).map_err(err)? as u32
+            }
+            "SCAN_LOG_DELAY" => self.scan.log_delay_us = millis(value).map_err(err)? * 1000,
+            "SCAN_LOG_MAX_LENGTH" => {
+                let n = number(value, 0, 65_536).map_err(err)? as usize;
+                self.scan.log_max_length = (n > 0).then_some(n);
+            }
+            "SCAN_LIST_SIZE" => {
+                self.scan.list_size = number(value, 1, 1 << 20).map_err(err)? as usize
+            }
+            "SCAN_HASH_SIZE" => {
+                self.scan.hash_size = number(value, 1, 1 << 24).map_err(err)? as usize
+            }
+            "SCAN_HASH_MAX" => {
+                self.scan.hash_max = number(value, 1, 1 << 20).map_err(err)? as usize
+            }
             "STATE_FILE" => {
                 // `none` (or empty) turns the snapshot off, even for `run`.
                 self.state_file = Some(if value == "none" {
@@ -179,6 +225,15 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// Seconds, possibly fractional (`3`, `0.5`), as whole milliseconds.
+fn millis(v: &str) -> Result<i64, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+        .map(|s| (s * 1000.0).round() as i64)
+        .ok_or_else(|| format!("'{v}' is not a number of seconds from 0.001 to 86400"))
 }
 
 fn number(v: &str, lo: u64, hi: u64) -> Result<u64, String> {

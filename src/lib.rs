@@ -2,11 +2,13 @@
 //! `source` → `decode` → `classify` → `tables` → `store`, driven by `sensor`.
 
 pub mod addr;
+pub mod alerts;
 pub mod classify;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod faults;
 pub mod hash;
 pub mod logger;

@@ -4,6 +4,7 @@
 //! live, so every timed rule behaves the same in both.
 
 use crate::addr::NetSet;
+use crate::alerts::Alerts;
 use crate::classify::{Classifier, FlowStats, PortSet, Rules, Verdict};
 use crate::config::Settings;
 use crate::decode::{self, Skip};
@@ -74,6 +75,7 @@ pub struct Sensor {
     replay_inputs: Option<Vec<(String, u64)>>,
     /// Bytes of snapshots written.
     pub snapshot_bytes: u64,
+    pub alerts: Option<Alerts>,
 }
 
 impl Sensor {
@@ -103,6 +105,7 @@ impl Sensor {
             position: 0,
             replay_inputs: None,
             snapshot_bytes: 0,
+            alerts: None,
         })
     }
 
@@ -199,10 +202,21 @@ impl Sensor {
                 return;
             }
         };
-        match self.classifier.classify(&p, ts) {
-            Verdict::Attempt(key) => self.count(&key, ts),
-            Verdict::Ignored => self.stats.ignored += 1,
-            Verdict::Pass => {}
+        let inbound = match self.classifier.classify(&p, ts) {
+            Verdict::Attempt(key) => {
+                self.count(&key, ts);
+                true
+            }
+            Verdict::Ignored => {
+                self.stats.ignored += 1;
+                false
+            }
+            Verdict::Pass { inbound } => inbound,
+        };
+        if inbound && p.proto == crate::proto::TCP {
+            if let Some(a) = self.alerts.as_mut() {
+                a.inbound_tcp(&p, ts, frame.ts_us);
+            }
         }
         self.position += 1;
     }

@@ -345,6 +345,8 @@ mod tests {
             ip_id: 0,
             tcp_seq: 0,
             tcp_window: 0,
+            tcp_opts: Default::default(),
+            ip_len: 28,
             outgoing: false,
         }
     }

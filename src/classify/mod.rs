@@ -29,8 +29,10 @@ pub struct Rules {
 pub enum Verdict {
     /// Dropped by IGNORE_ADDRESSES or IGNORE_PORTS before anything else looked at it.
     Ignored,
-    /// Not an attempt from the outside.
-    Pass,
+    /// Not an attempt; `inbound` when it still came from outside to one of ours.
+    Pass {
+        inbound: bool,
+    },
     Attempt(Key),
 }
 
@@ -78,7 +80,7 @@ impl Classifier {
         let src_local = r.local.contains(&p.src);
         if p.outgoing && !src_local {
             // A foreign packet leaving the host was forwarded: its arrival is what counts.
-            return Verdict::Pass;
+            return Verdict::Pass { inbound: false };
         }
         let inbound = !src_local && r.local.contains(&p.dst);
         let key = || Key {
@@ -103,7 +105,7 @@ impl Classifier {
         if counts {
             Verdict::Attempt(key())
         } else {
-            Verdict::Pass
+            Verdict::Pass { inbound }
         }
     }
 }

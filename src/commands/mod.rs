@@ -4,9 +4,11 @@ pub mod replay;
 pub mod run;
 
 use crate::addr::Cidr;
+use crate::alerts::{Alerts, Sinks};
 use crate::cli::{Parsed, Usage};
 use crate::config::Settings;
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Exit status for a usage or configuration error.
@@ -44,7 +46,26 @@ pub fn settings(p: &Parsed, command: &str) -> Result<Settings, Usage> {
         }
         s.local_networks = nets;
     }
+    s.scan
+        .validate()
+        .map_err(|e| Usage(format!("tsusen {command}: scan detector settings: {e}")))?;
     Ok(s)
+}
+
+/// The alert detectors and sinks the settings ask for; `syslog_default` is used when SYSLOG
+/// is unset.
+pub fn alerts(s: &Settings, observer: &str, syslog_default: bool, stderr: bool) -> Alerts {
+    let syslog = match &s.syslog {
+        None => syslog_default.then(|| PathBuf::from("/dev/log")),
+        Some(p) if p.as_os_str().is_empty() => None,
+        Some(p) => Some(p.clone()),
+    };
+    let sinks = Sinks {
+        syslog,
+        event_file: s.event_file.clone(),
+        stderr,
+    };
+    Alerts::new(s.scan.clone(), observer.into(), sinks)
 }
 
 pub fn usage_exit(u: Usage) -> ExitCode {

@@ -32,6 +32,8 @@ Options:
                          files and snapshot goes on after the last flushed frame
   --realtime             pace packets as their timestamps were captured
   --speed X              with --realtime, play X times faster (default 1)
+  --alerts               print scan reports and threat events on stderr (they also go to
+                         EVENT_FILE and SYSLOG when those are set)
   -h, --help             this text
 
 Exit status: 0 done; 1 a file could not be read (the others are still counted); 2 usage.",
@@ -45,7 +47,7 @@ Exit status: 0 done; 1 a file could not be read (the others are still counted); 
         "--state-file",
         "--speed",
     ],
-    flags: &["--realtime"],
+    flags: &["--realtime", "--alerts"],
 };
 
 pub fn main(args: Vec<String>) -> ExitCode {
@@ -119,6 +121,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         sensor.keep_state(state_file);
     }
     sensor.replaying(inputs, skip);
+    sensor.alerts = Some(super::alerts(&s, "replay", false, p.flag("--alerts")));
     signals::install();
     let started = Instant::now();
     let mut failed = false;
@@ -144,12 +147,17 @@ pub fn main(args: Vec<String>) -> ExitCode {
     }
     unsupported += reader.unsupported;
     let flushed = sensor.flush(Flush::Stop);
+    let alerts = sensor.alerts.take().map(|mut a| {
+        a.finish();
+        a.stats
+    });
     let secs = started.elapsed().as_secs_f64();
     let st = sensor.stats;
     println!(
         "replay: packets {}, attempts {}, malformed {}, rows {}, seconds {:.3}, packets/s {:.0}, \
          not-ip {}, fragments {}, ignored {}, unsupported {}, bad-time {}, flows evicted {}, \
-         early flushes {}, bytes written {} (csv {}, snapshots {}; kernel write_bytes {})",
+         early flushes {}, bytes written {} (csv {}, snapshots {}; kernel write_bytes {}), \
+         scans {}, tool labels {}",
         st.packets,
         st.attempts,
         st.malformed,
@@ -167,6 +175,8 @@ pub fn main(args: Vec<String>) -> ExitCode {
         sensor.files().bytes_written,
         sensor.snapshot_bytes,
         kernel_write_bytes().map_or("unknown".into(), |b| b.to_string()),
+        alerts.map_or(0, |a| a.scans),
+        alerts.map_or(0, |a| a.labels),
     );
     if failed || !flushed || st.lost > 0 {
         if st.lost > 0 {

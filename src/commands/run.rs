@@ -49,6 +49,13 @@ Exit status: 0 stopped by a signal; 1 capture or file failure; 2 usage.",
     flags: &[],
 };
 
+/// Now, as whole seconds and the microseconds within.
+fn wall_clock_us() -> (i64, u32) {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or((0, 0), |d| (d.as_secs() as i64, d.subsec_micros()))
+}
+
 fn wall_clock() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -107,6 +114,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    sensor.alerts = Some(super::alerts(&s, &iface, true, false));
     signals::install();
     let now = wall_clock();
     let state_file = match &s.state_file {
@@ -156,12 +164,16 @@ pub fn main(args: Vec<String>) -> ExitCode {
     let mut status = ExitCode::SUCCESS;
     while !signals::stop_requested() {
         match capture.next_frame() {
-            Ok(Some(f)) => sensor.frame(&Frame {
-                ts: wall_clock(),
-                link: f.link,
-                data: f.data,
-                outgoing: f.outgoing,
-            }),
+            Ok(Some(f)) => {
+                let (ts, ts_us) = wall_clock_us();
+                sensor.frame(&Frame {
+                    ts,
+                    ts_us,
+                    link: f.link,
+                    data: f.data,
+                    outgoing: f.outgoing,
+                })
+            }
             Ok(None) => sensor.advance(wall_clock()),
             Err(e) => {
                 log::error!("capture on {iface}: {e}");

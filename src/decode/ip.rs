@@ -43,6 +43,8 @@ pub fn ipv4(data: &[u8]) -> Decoded {
         ip_id: ip.ident(),
         tcp_seq: 0,
         tcp_window: 0,
+        tcp_opts: Default::default(),
+        ip_len: total as u16,
         outgoing: false,
     };
     transport::decode(&mut p, &data[hlen..end])?;
@@ -78,6 +80,8 @@ pub fn ipv6(data: &[u8]) -> Decoded {
         ip_id: 0,
         tcp_seq: 0,
         tcp_window: 0,
+        tcp_opts: Default::default(),
+        ip_len: (40 + plen).min(u16::MAX as usize) as u16,
         outgoing: false,
     };
     let mut rest = &data[40..end];

@@ -6,8 +6,10 @@
 
 mod ip;
 mod link;
+pub mod tcpopts;
 mod transport;
 
+pub use tcpopts::TcpOptSig;
 pub use transport::flags;
 
 use crate::addr::Addr;
@@ -33,6 +35,11 @@ pub struct Packet {
     pub ip_id: u16,
     pub tcp_seq: u32,
     pub tcp_window: u16,
+    /// The TCP option layout, for the tool fingerprints.
+    pub tcp_opts: TcpOptSig,
+    /// Bytes of the IP packet as its header gives them (IPv6: 40 + payload length), for the
+    /// bits-per-packet of flows built from packets.
+    pub ip_len: u16,
     /// Captured leaving the host (Linux cooked captures and live `any` say so).
     pub outgoing: bool,
 }

@@ -1,6 +1,6 @@
 //! Transport headers: only what the rules and detectors read, and only when the header is whole.
 
-use super::{Malformed, Packet, Skip};
+use super::{Malformed, Packet, Skip, TcpOptSig};
 use crate::proto;
 use smoltcp::wire::{TcpPacket, UdpPacket};
 
@@ -22,6 +22,7 @@ pub fn decode(p: &mut Packet, seg: &[u8]) -> Result<(), Skip> {
             p.tcp_flags = seg[13];
             p.tcp_seq = tcp.seq_number().0 as u32;
             p.tcp_window = tcp.window_len();
+            p.tcp_opts = TcpOptSig::parse(seg[12] >> 4, &seg[20..hlen]);
         }
         proto::UDP | proto::UDPLITE => {
             if seg.len() < 8 {

@@ -90,6 +90,9 @@ enum Format {
     },
 }
 
+/// Where a frame lies in the buffer, and when it was captured.
+type Record = (i64, u32, Link, usize, usize);
+
 /// An open capture file that lends one frame at a time.
 pub struct CaptureFile {
     path: PathBuf,
@@ -264,9 +267,9 @@ impl CaptureFile {
     /// The next frame, `None` at the clean end of the file.
     #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CapError> {
-        let (ts, link, at, len) = match self.format {
+        let (ts, ts_us, link, at, len) = match self.format {
             Format::Pcap { be, nanos, link } => match self.next_pcap(be, nanos)? {
-                Some((ts, at, len)) => (ts, link, at, len),
+                Some((ts, us, at, len)) => (ts, us, link, at, len),
                 None => return Ok(None),
             },
             Format::Pcapng { .. } => match self.next_pcapng()? {
@@ -278,6 +281,7 @@ impl CaptureFile {
         self.last_ts = ts;
         Ok(Some(Frame {
             ts,
+            ts_us,
             link,
             data: &self.buf[at..at + len],
             outgoing: false,
@@ -289,7 +293,7 @@ impl CaptureFile {
         &mut self,
         be: bool,
         nanos: bool,
-    ) -> Result<Option<(i64, usize, usize)>, CapError> {
+    ) -> Result<Option<(i64, u32, usize, usize)>, CapError> {
         if !self.fill(16)? {
             if self.end == self.start {
                 return Ok(None);
@@ -311,12 +315,17 @@ impl CaptureFile {
         // A fraction past one second is a writer's bug; it still belongs to `sec` or later.
         let per_sec = if nanos { 1_000_000_000 } else { 1_000_000 };
         let ts = sec as i64 + (frac / per_sec) as i64;
+        let us = if nanos {
+            frac % per_sec / 1000
+        } else {
+            frac % per_sec
+        };
         let at = self.start + 16;
         self.consume(16 + incl);
-        Ok(Some((ts, at, incl)))
+        Ok(Some((ts, us, at, incl)))
     }
 
-    fn next_pcapng(&mut self) -> Result<Option<(i64, Link, usize, usize)>, CapError> {
+    fn next_pcapng(&mut self) -> Result<Option<Record>, CapError> {
         loop {
             if !self.fill(12)? {
                 if self.end == self.start {
@@ -464,7 +473,7 @@ impl CaptureFile {
         btype: u32,
         body: std::ops::Range<usize>,
         be: bool,
-    ) -> Result<Option<(i64, Link, usize, usize)>, CapError> {
+    ) -> Result<Option<Record>, CapError> {
         let b = &self.buf[body.clone()];
         if b.len() < 20 {
             return Err(self.corrupt("packet block is too short".into()));
@@ -491,8 +500,10 @@ impl CaptureFile {
             return Ok(None);
         };
         let secs = (ts / iface.units).min(i64::MAX as u64) as i64;
+        let us = ((ts % iface.units) as u128 * 1_000_000 / iface.units as u128) as u32;
         Ok(Some((
             secs.saturating_add(iface.offset),
+            us,
             link,
             body.start + 20,
             caplen,
@@ -505,7 +516,7 @@ impl CaptureFile {
         &mut self,
         body: std::ops::Range<usize>,
         be: bool,
-    ) -> Result<Option<(i64, Link, usize, usize)>, CapError> {
+    ) -> Result<Option<Record>, CapError> {
         let b = &self.buf[body.clone()];
         if b.len() < 4 {
             return Err(self.corrupt("simple packet block is too short".into()));
@@ -524,7 +535,7 @@ impl CaptureFile {
         if iface.snaplen != 0 {
             caplen = caplen.min(iface.snaplen as usize);
         }
-        Ok(Some((self.last_ts, link, body.start + 4, caplen)))
+        Ok(Some((self.last_ts, 0, link, body.start + 4, caplen)))
     }
 }
 

@@ -46,6 +46,8 @@ impl Link {
 pub struct Frame<'a> {
     /// Whole Unix seconds of the capture time (all the counting rules need).
     pub ts: i64,
+    /// Microseconds within that second (scanlogd's rules run finer than a second).
+    pub ts_us: u32,
     pub link: Link,
     pub data: &'a [u8],
     /// The kernel says this frame is leaving the host (live capture on `any`): a forwarded

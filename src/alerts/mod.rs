@@ -1,0 +1,103 @@
+//! Alerts: the detectors that watch inbound packets as they pass (scanlogd's scan detector, the
+//! tool fingerprints), and the queue that carries what they find to the sinks. The sensor thread
+//! owns the detectors; the sinks run on their own thread behind a bounded queue, and when it is
+//! full an alert is dropped and counted rather than waited for.
+
+mod sink;
+
+pub use sink::Sinks;
+
+use crate::decode::Packet;
+use crate::detect::fingerprint::{FingerprintParams, Fingerprinter};
+use crate::detect::scan::{Report, ScanDetector, ScanParams};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::thread::JoinHandle;
+
+/// Alerts waiting for the sinks before new ones are dropped.
+const QUEUE: usize = 4096;
+
+/// What travels to the sink thread.
+pub enum Alert {
+    /// scanlogd's report line, for syslog.
+    Line(String),
+    /// A threat event, one JSON object.
+    Event(String),
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AlertStats {
+    pub scans: u64,
+    pub labels: u64,
+    /// Alerts dropped because the sinks fell behind.
+    pub dropped: u64,
+}
+
+pub struct Alerts {
+    scan: ScanDetector,
+    tools: Fingerprinter,
+    /// Who saw it: the capture interface, or "replay".
+    observer: String,
+    tx: Option<SyncSender<Alert>>,
+    sink: Option<JoinHandle<()>>,
+    pub stats: AlertStats,
+}
+
+impl Alerts {
+    pub fn new(scan: ScanParams, observer: String, sinks: Sinks) -> Alerts {
+        let (tx, sink) = if sinks.is_empty() {
+            (None, None)
+        } else {
+            let (tx, handle) = sink::spawn(sinks, QUEUE);
+            (Some(tx), Some(handle))
+        };
+        Alerts {
+            scan: ScanDetector::new(scan),
+            tools: Fingerprinter::new(FingerprintParams::default()),
+            observer,
+            tx,
+            sink,
+            stats: AlertStats::default(),
+        }
+    }
+
+    /// One inbound TCP packet (the caller has applied the local networks and ignore lists).
+    #[inline]
+    pub fn inbound_tcp(&mut self, p: &Packet, ts: i64, ts_us: u32) {
+        if let Some(report) = self.scan.observe(p, ts * 1_000_000 + ts_us as i64) {
+            self.stats.scans += matches!(report, Report::Scan(_)) as u64;
+            self.send(Alert::Line(report.line_local()));
+            if let Report::Scan(s) = &report {
+                self.send(Alert::Event(s.to_event(&self.observer).to_json()));
+            }
+        }
+        if let Some(label) = self.tools.observe(p, Some(&p.tcp_opts), ts) {
+            self.stats.labels += 1;
+            self.send(Alert::Event(label.to_event(&self.observer).to_json()));
+        }
+    }
+
+    fn send(&mut self, a: Alert) {
+        if let Some(tx) = &self.tx {
+            match tx.try_send(a) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                    self.stats.dropped += 1
+                }
+            }
+        }
+    }
+
+    /// Closes the queue and waits for the sinks to write what it holds.
+    pub fn finish(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.sink.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Alerts {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

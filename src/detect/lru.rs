@@ -1,0 +1,168 @@
+//! A map of fixed capacity that forgets its least recently used key when full: the bounded
+//! per-source state of the flow sensors and the fingerprints. The index is std's `HashMap`,
+//! SipHash keyed per process, so sources chosen by an attacker cannot collide on purpose.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+const NIL: u32 = u32::MAX;
+
+struct Slot<K, V> {
+    key: K,
+    val: V,
+    prev: u32,
+    next: u32,
+}
+
+pub(crate) struct Lru<K, V> {
+    map: HashMap<K, u32>,
+    slots: Vec<Slot<K, V>>,
+    /// Most recently used.
+    head: u32,
+    /// Least recently used: the next to go.
+    tail: u32,
+    cap: usize,
+    evictions: u64,
+}
+
+impl<K: Hash + Eq + Copy, V> Lru<K, V> {
+    pub fn new(cap: usize) -> Self {
+        let cap = cap.clamp(1, NIL as usize - 1);
+        Lru {
+            map: HashMap::with_capacity(cap),
+            slots: Vec::with_capacity(cap),
+            head: NIL,
+            tail: NIL,
+            cap,
+            evictions: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Keys forgotten to make room.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    fn detach(&mut self, i: u32) {
+        let (p, n) = {
+            let s = &self.slots[i as usize];
+            (s.prev, s.next)
+        };
+        if p == NIL {
+            self.head = n;
+        } else {
+            self.slots[p as usize].next = n;
+        }
+        if n == NIL {
+            self.tail = p;
+        } else {
+            self.slots[n as usize].prev = p;
+        }
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old = self.head;
+        {
+            let s = &mut self.slots[i as usize];
+            s.prev = NIL;
+            s.next = old;
+        }
+        if old == NIL {
+            self.tail = i;
+        } else {
+            self.slots[old as usize].prev = i;
+        }
+        self.head = i;
+    }
+
+    /// The value of `key`, made most recent. A new key gets `make()`, or, when the map is full,
+    /// the least recent key's value after `reset` (so its allocations are reused). The flag is
+    /// true when the key is new.
+    pub fn touch(
+        &mut self,
+        key: K,
+        make: impl FnOnce() -> V,
+        reset: impl FnOnce(&mut V),
+    ) -> (&mut V, bool) {
+        if let Some(&i) = self.map.get(&key) {
+            if self.head != i {
+                self.detach(i);
+                self.push_front(i);
+            }
+            return (&mut self.slots[i as usize].val, false);
+        }
+        let i = if self.slots.len() < self.cap {
+            self.slots.push(Slot {
+                key,
+                val: make(),
+                prev: NIL,
+                next: NIL,
+            });
+            (self.slots.len() - 1) as u32
+        } else {
+            let i = self.tail;
+            self.detach(i);
+            let s = &mut self.slots[i as usize];
+            self.map.remove(&s.key);
+            s.key = key;
+            reset(&mut s.val);
+            self.evictions += 1;
+            i
+        };
+        self.map.insert(key, i);
+        self.push_front(i);
+        (&mut self.slots[i as usize].val, true)
+    }
+
+    /// The value of `key` without changing its recency.
+    pub fn peek(&self, key: &K) -> Option<&V> {
+        self.map.get(key).map(|&i| &self.slots[i as usize].val)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_least_recent_and_reuses_values() {
+        let mut l: Lru<u32, Vec<u32>> = Lru::new(3);
+        for k in 0..3 {
+            let (v, new) = l.touch(k, Vec::new, |v| v.clear());
+            assert!(new);
+            v.push(k);
+        }
+        // Touch 0: 1 is now the least recent.
+        assert!(!l.touch(0, Vec::new, |v| v.clear()).1);
+        let (v, new) = l.touch(9, Vec::new, |v| v.clear());
+        assert!(new);
+        assert!(v.is_empty(), "reset ran on the reused value");
+        assert!(l.peek(&1).is_none());
+        assert!(l.peek(&0).is_some() && l.peek(&2).is_some() && l.peek(&9).is_some());
+        assert_eq!((l.len(), l.capacity(), l.evictions()), (3, 3, 1));
+        for k in 100..1000 {
+            l.touch(k, Vec::new, |v| v.clear());
+        }
+        assert_eq!(l.len(), 3);
+        assert!(l.peek(&999).is_some() && l.peek(&997).is_some());
+    }
+
+    #[test]
+    fn capacity_one() {
+        let mut l: Lru<u8, u8> = Lru::new(0);
+        *l.touch(1, || 0, |v| *v = 0).0 = 5;
+        assert_eq!(l.peek(&1), Some(&5));
+        l.touch(2, || 0, |v| *v = 0);
+        assert_eq!(l.peek(&1), None);
+        assert_eq!(l.peek(&2), Some(&0));
+    }
+}
