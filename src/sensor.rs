@@ -132,6 +132,7 @@ impl Sensor {
                 inputs: inputs.clone(),
                 frames: self.position,
             }),
+            detectors: self.alerts.as_ref().map(Alerts::export),
         }
     }
 
@@ -140,6 +141,9 @@ impl Sensor {
         self.classifier.import_flows(&state.flows);
         self.now = Some(state.now);
         self.next_flush = state.next_flush;
+        if let (Some(a), Some(d)) = (self.alerts.as_mut(), state.detectors.as_ref()) {
+            a.import(d);
+        }
         if counters {
             self.stats = state.stats;
         }

@@ -46,6 +46,7 @@ fn valid(flows: usize) -> Vec<u8> {
             inputs: vec![("a.pcap".into(), 123), ("b.pcapng".into(), 456)],
             frames: 77,
         }),
+        detectors: None,
     };
     let dir = std::env::temp_dir().join(format!("tsusen-fuzz-snap-{}-{flows}", std::process::id()));
     let path = dir.join("state.bin");

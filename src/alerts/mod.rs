@@ -8,13 +8,20 @@ mod sink;
 pub use sink::Sinks;
 
 use crate::decode::Packet;
-use crate::detect::fingerprint::{FingerprintParams, Fingerprinter};
-use crate::detect::scan::{Report, ScanDetector, ScanParams};
+use crate::detect::fingerprint::{FingerprintParams, FingerprintState, Fingerprinter};
+use crate::detect::scan::{Report, ScanDetector, ScanParams, ScanState};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::thread::JoinHandle;
 
 /// Alerts waiting for the sinks before new ones are dropped.
 const QUEUE: usize = 4096;
+
+/// What the snapshot keeps of the detectors.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct DetectorState {
+    pub scan: ScanState,
+    pub tools: FingerprintState,
+}
 
 /// What travels to the sink thread.
 pub enum Alert {
@@ -74,6 +81,24 @@ impl Alerts {
             self.stats.labels += 1;
             self.send(Alert::Event(label.to_event(&self.observer).to_json()));
         }
+    }
+
+    /// The detectors' state, for the snapshot.
+    pub fn export(&self) -> DetectorState {
+        DetectorState {
+            scan: self.scan.export(),
+            tools: self.tools.export(),
+        }
+    }
+
+    /// Goes on from a snapshot's detector state (into fresh detectors).
+    pub fn import(&mut self, state: &DetectorState) {
+        if !self.scan.import(&state.scan) {
+            log::info!(
+                "scan detector settings changed since the snapshot: its sources start afresh"
+            );
+        }
+        self.tools.import(&state.tools);
     }
 
     fn send(&mut self, a: Alert) {

@@ -97,6 +97,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         .iter()
         .map(|f| (f.clone(), std::fs::metadata(f).map_or(0, |m| m.len())))
         .collect();
+    sensor.alerts = Some(super::alerts(&s, "replay", false, p.flag("--alerts")));
     let mut skip = 0;
     if let Some(state_file) = s.state_file.clone().filter(|f| !f.as_os_str().is_empty()) {
         match snapshot::load(&state_file) {
@@ -109,6 +110,10 @@ pub fn main(args: Vec<String>) -> ExitCode {
                     );
                     skip = pos.frames;
                     sensor.restore(&state, false);
+                    // The day being written when the last life ended may hold appended runs.
+                    if let Err(e) = sensor.prepare_day(state.now) {
+                        log::error!("{e}");
+                    }
                 }
                 _ => log::info!(
                     "{}: a snapshot of other input, ignored",
@@ -121,7 +126,6 @@ pub fn main(args: Vec<String>) -> ExitCode {
         sensor.keep_state(state_file);
     }
     sensor.replaying(inputs, skip);
-    sensor.alerts = Some(super::alerts(&s, "replay", false, p.flag("--alerts")));
     signals::install();
     let started = Instant::now();
     let mut failed = false;

@@ -148,7 +148,7 @@ pub struct FingerprintStats {
     pub evictions: u64,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Evidence {
     last_seen: i64,
     counts: [u8; 5],
@@ -164,6 +164,31 @@ const EMPTY: Evidence = Evidence {
     last_probe: [u32::MAX; 5],
     labelled: 0,
 };
+
+/// The fingerprinter's evidence as a snapshot keeps it, oldest source first.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct FingerprintState {
+    sources: Vec<(Addr, Evidence)>,
+    labels: u64,
+}
+
+impl Fingerprinter {
+    pub fn export(&self) -> FingerprintState {
+        FingerprintState {
+            sources: self.sources.oldest_first().map(|(a, e)| (*a, *e)).collect(),
+            labels: self.labels,
+        }
+    }
+
+    /// Loads a snapshot's evidence into a fresh fingerprinter.
+    pub fn import(&mut self, state: &FingerprintState) {
+        for (a, e) in &state.sources {
+            let (v, _) = self.sources.touch(*a, || *e, |v| *v = *e);
+            *v = *e;
+        }
+        self.labels = state.labels;
+    }
+}
 
 pub struct Fingerprinter {
     params: FingerprintParams,

@@ -87,6 +87,20 @@ impl<K: Hash + Eq + Copy, V> Lru<K, V> {
     /// The value of `key`, made most recent. A new key gets `make()`, or, when the map is full,
     /// the least recent key's value after `reset` (so its allocations are reused). The flag is
     /// true when the key is new.
+    /// Entries from the least to the most recently used: re-inserting them in this order into
+    /// an empty map rebuilds the same recency.
+    pub fn oldest_first(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
+        let mut i = self.tail;
+        std::iter::from_fn(move || {
+            if i == NIL {
+                return None;
+            }
+            let s = &self.slots[i as usize];
+            i = s.prev;
+            Some((&s.key, &s.val))
+        })
+    }
+
     pub fn touch(
         &mut self,
         key: K,

@@ -132,7 +132,7 @@ const TOS_CHANGING: u8 = 0x04;
 const TTL_CHANGING: u8 = 0x08;
 
 /// One source address.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Host {
     /// Next entry in the same bucket.
     next: u32,
@@ -362,6 +362,69 @@ impl fmt::Display for ScanReport {
 }
 
 /// The detector: fixed state, sized by [`ScanParams`].
+/// The detector's sources as a snapshot keeps them: slots, ports and flood control. Bucket
+/// chains are not kept: they depend on this process's hash key and are rebuilt.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanState {
+    list_size: usize,
+    kept: usize,
+    index: usize,
+    hosts: Vec<(u32, Host, Vec<u16>)>,
+    log_last: Option<i64>,
+    log_count: u32,
+}
+
+impl ScanDetector {
+    pub fn export(&self) -> ScanState {
+        ScanState {
+            list_size: self.params.list_size,
+            kept: self.kept,
+            index: self.index,
+            hosts: (0..self.hosts.len())
+                .filter(|&i| self.hosts[i].used)
+                .map(|i| {
+                    let n = (self.hosts[i].count as usize).min(self.kept);
+                    let ports = self.ports[i * self.kept..i * self.kept + n].to_vec();
+                    (i as u32, self.hosts[i], ports)
+                })
+                .collect(),
+            log_last: self.log_last,
+            log_count: self.log_count,
+        }
+    }
+
+    /// Loads a snapshot's sources into a fresh detector with the same list and port sizes
+    /// (other settings since: the snapshot is passed over).
+    pub fn import(&mut self, state: &ScanState) -> bool {
+        if state.list_size != self.params.list_size
+            || state.kept != self.kept
+            || state.index >= self.params.list_size
+        {
+            return false;
+        }
+        let mut seen = vec![false; self.hosts.len()];
+        for (slot, host, ports) in &state.hosts {
+            let i = *slot as usize;
+            // A slot twice would tie its bucket chain into a loop: only the first is taken.
+            if i >= self.hosts.len() || seen[i] || !host.used || ports.len() > self.kept {
+                continue;
+            }
+            seen[i] = true;
+            let h = self.bucket(&host.saddr);
+            self.hosts[i] = Host {
+                next: self.buckets[h],
+                ..*host
+            };
+            self.buckets[h] = i as u32;
+            self.ports[i * self.kept..i * self.kept + ports.len()].copy_from_slice(ports);
+        }
+        self.index = state.index;
+        self.log_last = state.log_last;
+        self.log_count = state.log_count;
+        true
+    }
+}
+
 pub struct ScanDetector {
     params: ScanParams,
     kept: usize,
@@ -673,6 +736,31 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_scan_goes_on_across_a_snapshot() {
+        // Four ports before the snapshot, three after it: one scan of seven.
+        let mut d = ScanDetector::new(ScanParams::default());
+        assert!(scan(&mut d, A, &[21, 22, 23, 25], 0, S / 10).is_empty());
+        let mut state = d.export();
+        let mut fresh = ScanDetector::new(ScanParams::default());
+        assert!(fresh.import(&state));
+        assert_eq!(fresh.export(), state);
+        let r = scan(&mut fresh, A, &[80, 110, 143], S, S / 10);
+        assert_eq!(r.len(), 1, "{r:?}");
+        // A crafted snapshot naming one slot twice must not tie a bucket chain into a loop.
+        let dup = state.hosts[0].clone();
+        state.hosts.push(dup);
+        let mut other = ScanDetector::new(ScanParams::default());
+        assert!(other.import(&state));
+        assert!(scan(&mut other, [203, 0, 113, 8], &[1, 2, 3], 0, 1).is_empty());
+        // Other list sizes: passed over.
+        let small = ScanParams {
+            list_size: 16,
+            ..ScanParams::default()
+        };
+        assert!(!ScanDetector::new(small).import(&state));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! before it; written to a temporary file, synced, renamed, directory synced. A missing,
 //! short, corrupt, foreign or other-version file is refused with a reason, never a panic.
 
+use crate::alerts::DetectorState;
 use crate::classify::FlowState;
 use crate::faults;
 use crate::sensor::Stats;
@@ -14,7 +15,7 @@ use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"tsusen\0S";
 /// Bump when `State` changes shape: an older snapshot is then ignored, not misread.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Largest payload we read back (flows at full capacity are far below it).
 const MAX_PAYLOAD: usize = 256 * 1024 * 1024;
 const HEADER: usize = 8 + 4 + 4;
@@ -35,6 +36,8 @@ pub struct State {
     pub stats: Stats,
     pub flows: Vec<FlowState>,
     pub replay: Option<ReplayPosition>,
+    /// The detectors' sources and evidence, when detection runs.
+    pub detectors: Option<DetectorState>,
 }
 
 /// Writes the snapshot atomically; returns the bytes written.
@@ -166,6 +169,7 @@ mod tests {
                 inputs: vec![("a.pcap".into(), 1234)],
                 frames: 40,
             }),
+            detectors: None,
         }
     }
 
