@@ -11,11 +11,15 @@ cd "$(dirname "$0")"
 
 export DEBIAN_FRONTEND=noninteractive
 
-# Debian packages the tests (and benches) use. util-linux gives setpriv; iputils-ping gives ping.
+# Debian packages the tests (and benches) use. util-linux gives setpriv; iputils-ping gives ping;
+# scanlogd is the reference for tests/detect_scanlogd.rs.
 packages=(
     ca-certificates curl gcc libc6-dev
     iproute2 iputils-ping util-linux procps
-    nmap hping3 tcpdump tcpreplay valgrind
+    nmap hping3 tcpdump tcpreplay valgrind scanlogd
+    # Packaging tests: qemu-user-static runs the aarch64 build, binutils' readelf checks that
+    # it is static, busybox's ash reads the OpenWrt scripts as the router's shell does.
+    qemu-user-static binutils busybox
 )
 
 step() { printf '\n=== %s\n' "$*"; }
@@ -56,6 +60,11 @@ cargo fmt --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+
+# The board binary (static musl, size-optimised; about a minute from scratch): tests/packaging.rs
+# runs it under qemu-aarch64-static against the host build and checks the 3 MiB budget.
+step "cross/build aarch64-unknown-linux-musl"
+cross/build aarch64-unknown-linux-musl
 
 step "cargo test --release"
 cargo test --release

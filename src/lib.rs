@@ -14,6 +14,7 @@ pub mod hash;
 pub mod logger;
 pub mod policy;
 pub mod proto;
+pub mod report;
 pub mod sensor;
 pub mod signals;
 pub mod source;
