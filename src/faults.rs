@@ -2,8 +2,7 @@
 //! as a power cut would stop it. Off unless the environment variable TSUSEN_FAULT holds a
 //! probability (e.g. `0.02`), which only tests set.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 fn probability() -> f64 {
     static P: OnceLock<f64> = OnceLock::new();
@@ -22,8 +21,10 @@ pub fn hit(point: &str) -> bool {
     if p == 0.0 {
         return false;
     }
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    let mut x = STATE.load(Ordering::Relaxed);
+    // A mutex, not an AtomicU64: 32-bit MIPS has no 64-bit atomics.
+    static STATE: Mutex<u64> = Mutex::new(0);
+    let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut x = *state;
     if x == 0 {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -33,7 +34,7 @@ pub fn hit(point: &str) -> bool {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    STATE.store(x, Ordering::Relaxed);
+    *state = x;
     let hit = (x >> 11) as f64 / (1u64 << 53) as f64 <= p;
     if hit {
         eprintln!("tsusen: fault point {point}: stopping as a power cut would");
