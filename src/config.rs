@@ -35,6 +35,8 @@ pub struct Settings {
     pub event_file: Option<PathBuf>,
     /// scanlogd's parameters (scanlogd's values unless set).
     pub scan: ScanParams,
+    /// The unprivileged user `run` becomes once its capture socket is open; empty: stay.
+    pub run_as: String,
 }
 
 impl Default for Settings {
@@ -59,6 +61,7 @@ impl Default for Settings {
             syslog: None,
             event_file: None,
             scan: ScanParams::default(),
+            run_as: String::new(),
         }
     }
 }
@@ -177,6 +180,13 @@ impl Settings {
             }
             "SCAN_HASH_MAX" => {
                 self.scan.hash_max = number(value, 1, 1 << 20).map_err(err)? as usize
+            }
+            "RUN_AS" => {
+                self.run_as = if value == "none" {
+                    String::new()
+                } else {
+                    value.into()
+                }
             }
             "STATE_FILE" => {
                 // `none` (or empty) turns the snapshot off, even for `run`.

@@ -107,6 +107,11 @@ pub fn main(args: Vec<String>) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
     let names: Vec<String> = local.iter().map(|n| n.to_string()).collect();
+    let state_file = match &s.state_file {
+        None => Some(PathBuf::from(STATE_FILE)),
+        Some(p) if p.as_os_str().is_empty() => None,
+        Some(p) => Some(p.clone()),
+    };
     let mut sensor = match Sensor::new(&s, NetSet::new(local)) {
         Ok(x) => x,
         Err(e) => {
@@ -114,14 +119,25 @@ pub fn main(args: Vec<String>) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    if !s.run_as.is_empty() {
+        // Before any thread starts: capabilities belong to each thread.
+        let mut dirs = vec![s.log_directory.as_path()];
+        if let Some(parent) = state_file.as_deref().and_then(|f| f.parent()) {
+            dirs.push(parent);
+        }
+        let dropped = crate::privilege::hand_over(&s.run_as, &dirs)
+            .and_then(|()| crate::privilege::drop_to(&s.run_as));
+        match dropped {
+            Ok(()) => log::info!("running as {} with no capabilities", s.run_as),
+            Err(e) => {
+                eprintln!("tsusen run: RUN_AS: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    }
     sensor.alerts = Some(super::alerts(&s, &iface, true, false));
     signals::install();
     let now = wall_clock();
-    let state_file = match &s.state_file {
-        None => Some(PathBuf::from(STATE_FILE)),
-        Some(p) if p.as_os_str().is_empty() => None,
-        Some(p) => Some(p.clone()),
-    };
     if let Some(path) = state_file {
         match snapshot::load(&path) {
             Ok(Some(state))
