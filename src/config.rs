@@ -151,7 +151,7 @@ impl Settings {
                     _ => value.into(),
                 })
             }
-            "EVENT_FILE" => {
+            "EVENTS_FILE" | "EVENT_FILE" => {
                 self.event_file = (!value.is_empty() && value != "none").then(|| value.into())
             }
             "SCAN_PORT_WEIGHT_PRIV" => {

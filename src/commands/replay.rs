@@ -33,7 +33,7 @@ Options:
   --realtime             pace packets as their timestamps were captured
   --speed X              with --realtime, play X times faster (default 1)
   --alerts               print scan reports and threat events on stderr (they also go to
-                         EVENT_FILE and SYSLOG when those are set)
+                         EVENTS_FILE and SYSLOG when those are set)
   -h, --help             this text
 
 Exit status: 0 done; 1 a file could not be read (the others are still counted); 2 usage.",
