@@ -20,6 +20,8 @@ packages=(
     # Packaging tests: qemu-user-static runs the aarch64 build, binutils' readelf checks that
     # it is static, busybox's ash reads the OpenWrt scripts as the router's shell does.
     qemu-user-static binutils busybox
+    # The report page is checked in a real headless browser (tests/report_browser.rs).
+    chromium
 )
 
 step() { printf '\n=== %s\n' "$*"; }

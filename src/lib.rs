@@ -15,6 +15,7 @@ pub mod logger;
 pub mod policy;
 pub mod privilege;
 pub mod proto;
+pub mod report;
 pub mod sensor;
 pub mod signals;
 pub mod source;

@@ -9,6 +9,7 @@ Records, day by day, who from the outside knocks on which of our ports.
 Commands:
   run       capture live traffic into the daily CSV files
   replay    read pcap/pcapng files as if captured live
+  serve     serve the report page and API over the daily files (no capture)
 
 'tsusen COMMAND --help' tells more.";
 
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
     match command.as_str() {
         "run" => commands::run::main(args),
         "replay" => commands::replay::main(args),
+        "serve" => tsusen::report::serve_cmd::main(args),
         "-h" | "--help" | "help" => {
             println!("{HELP}");
             ExitCode::SUCCESS

@@ -9,6 +9,7 @@ use crate::classify::{Classifier, FlowStats, PortSet, Rules, Verdict};
 use crate::config::Settings;
 use crate::decode::{self, Skip};
 use crate::policy::MAX_TIMESTAMP;
+use crate::report::LiveSummary;
 use crate::source::Frame;
 use crate::store::snapshot::{self, ReplayPosition, State};
 use crate::store::DayFiles;
@@ -76,6 +77,8 @@ pub struct Sensor {
     /// Bytes of snapshots written.
     pub snapshot_bytes: u64,
     pub alerts: Option<Alerts>,
+    /// Seconds the last flush took, for the metrics.
+    pub last_flush_seconds: f64,
 }
 
 impl Sensor {
@@ -106,6 +109,7 @@ impl Sensor {
             replay_inputs: None,
             snapshot_bytes: 0,
             alerts: None,
+            last_flush_seconds: 0.0,
         })
     }
 
@@ -272,6 +276,35 @@ impl Sensor {
     /// per key. On failure the rows stay in memory for the next try, and new attempts wait
     /// until then rather than retrying the disk per packet.
     pub fn flush(&mut self, why: Flush) -> bool {
+        let t = std::time::Instant::now();
+        let ok = self.flush_timed(why);
+        self.last_flush_seconds = t.elapsed().as_secs_f64();
+        ok
+    }
+
+    /// Today as it is now, for the report: the rows not yet in the files and the counters.
+    /// Copies the table, so it is taken once a second at most and only when someone looks.
+    pub fn live_summary(&self, started: i64, interface: &str) -> LiveSummary {
+        let mut l = LiveSummary {
+            at: self.now.unwrap_or(0),
+            started,
+            rows: self.table.rows().to_vec(),
+            stats: self.stats,
+            table_rows: self.table.len(),
+            table_capacity: self.table.capacity(),
+            flows: self.flow_stats(),
+            bytes_written: self.files.bytes_written + self.snapshot_bytes,
+            last_flush_seconds: self.last_flush_seconds,
+            capture_drops: None,
+            interface: interface.into(),
+            ..Default::default()
+        };
+        // Lets the report tell rows a later flush has written from rows still only here.
+        l.stamp_files(self.files.dir());
+        l
+    }
+
+    fn flush_timed(&mut self, why: Flush) -> bool {
         let now = self.now.unwrap_or(0);
         let today = day_of(now);
         let finished = |day: i64| why == Flush::Stop || day < today;

@@ -254,7 +254,7 @@ impl Reader {
                 Err(e) => break Err(e),
             }
             n = n.wrapping_add(1);
-            if (n % 65_536 == 0 || self.pace.is_some()) && signals::stop_requested() {
+            if (n.is_multiple_of(65_536) || self.pace.is_some()) && signals::stop_requested() {
                 break Ok(());
             }
         };

@@ -4,6 +4,7 @@ use super::{settings, usage_exit, EXIT_FAILURE, EXIT_USAGE};
 use crate::addr::NetSet;
 use crate::cli::{self, Spec};
 use crate::policy::{LIVE_POLL_SECONDS, STATE_FILE};
+use crate::report::{self, LiveHandle};
 use crate::sensor::{Flush, Sensor};
 use crate::signals;
 use crate::source::live::{interface_networks, Capture};
@@ -12,6 +13,8 @@ use crate::store::snapshot;
 use crate::tables::day_of;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const SPEC: Spec = Spec {
@@ -177,6 +180,33 @@ pub fn main(args: Vec<String>) -> ExitCode {
         s.log_directory.display(),
         s.write_period
     );
+    // The report page runs on its own thread; the sensor hands it a copy of today at most
+    // once a second, and only after a flush or when someone is looking.
+    let live = LiveHandle::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let http = match report::serve(&s, live.clone(), stop.clone()) {
+        Ok(r) => {
+            log::info!("report page on http://{}/", r.addr);
+            Some(r)
+        }
+        Err(e) => {
+            // Counting matters more than the page: go on without it.
+            log::error!("report page on {}:{}: {e}", s.http_address, s.http_port);
+            None
+        }
+    };
+    let started = now;
+    let mut published = (i64::MIN, u64::MAX);
+    let mut publish = |sensor: &Sensor, second: i64| {
+        if second == published.0 {
+            return;
+        }
+        if sensor.stats.flushes != published.1 || live.wanted() {
+            report::publish(&live, sensor.live_summary(started, &iface));
+            published.1 = sensor.stats.flushes;
+        }
+        published.0 = second;
+    };
     let mut status = ExitCode::SUCCESS;
     while !signals::stop_requested() {
         match capture.next_frame() {
@@ -188,9 +218,14 @@ pub fn main(args: Vec<String>) -> ExitCode {
                     link: f.link,
                     data: f.data,
                     outgoing: f.outgoing,
-                })
+                });
+                publish(&sensor, ts);
             }
-            Ok(None) => sensor.advance(wall_clock()),
+            Ok(None) => {
+                let now = wall_clock();
+                sensor.advance(now);
+                publish(&sensor, now);
+            }
             Err(e) => {
                 log::error!("capture on {iface}: {e}");
                 status = ExitCode::from(EXIT_FAILURE);
@@ -201,6 +236,10 @@ pub fn main(args: Vec<String>) -> ExitCode {
     sensor.advance(wall_clock());
     if !sensor.flush(Flush::Stop) {
         status = ExitCode::from(EXIT_FAILURE);
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(h) = http {
+        h.join();
     }
     let st = sensor.stats;
     log::info!(

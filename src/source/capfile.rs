@@ -350,7 +350,7 @@ impl CaptureFile {
                 };
             }
             let total = rd32(&self.buf[s + 4..s + 8], be) as usize;
-            if total < 12 || total % 4 != 0 || total > MAX_PCAPNG_BLOCK {
+            if total < 12 || !total.is_multiple_of(4) || total > MAX_PCAPNG_BLOCK {
                 return Err(self.corrupt(format!(
                     "block of type 0x{btype:08x} claims a length of {total} bytes"
                 )));

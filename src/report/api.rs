@@ -1,0 +1,428 @@
+//! The JSON answers and the metrics, each a plain function of the query string. They run on a
+//! blocking thread (see `http`), so a merge of a million rows never stalls the connections.
+
+use super::data::{Data, DayStats, PeriodKey, Snapshot, TOP};
+use super::days::date_text;
+use super::json;
+use super::live::LiveHandle;
+use super::query::{Filter, Query};
+use super::services;
+use super::trend::{self, Rules};
+use crate::proto::{self, SortRank};
+use crate::tables::Row;
+use std::cmp::Ordering;
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Longest period one request may cover, in days with files.
+const MAX_PERIOD_DAYS: usize = 366;
+/// Rows per page: default and most.
+const PAGE_SIZE: u64 = 50;
+const MAX_PAGE_SIZE: u64 = 500;
+/// Answers kept, by query: the page's refresh and every viewer of the same view reuse them
+/// until a file or the live figures change.
+const ANSWERS_KEPT: usize = 32;
+/// How long a request waits for the sensor to publish fresher live figures.
+pub(super) const LIVE_WAIT: Duration = Duration::from_millis(1500);
+
+/// What the report needs from the settings.
+#[derive(Clone, Debug)]
+pub struct ReportSettings {
+    pub log_directory: PathBuf,
+    pub trendline_period: u32,
+    pub trendline_daily_threshold: u32,
+    pub trendline_daily_burst: u32,
+}
+
+/// An answer that is not a 200: status and a one-line reason.
+#[derive(Debug)]
+pub struct Refusal(pub u16, pub String);
+
+impl From<String> for Refusal {
+    fn from(s: String) -> Refusal {
+        Refusal(400, s)
+    }
+}
+
+impl From<std::io::Error> for Refusal {
+    fn from(e: std::io::Error) -> Refusal {
+        log::error!("report: {e}");
+        Refusal(500, "the log directory cannot be read".into())
+    }
+}
+
+/// The report's shared state: settings, the live handle and the data caches.
+pub struct Report {
+    pub settings: ReportSettings,
+    pub live: LiveHandle,
+    data: Mutex<Data>,
+    answers: Mutex<Vec<(String, PeriodKey, Arc<String>)>>,
+    pub(super) started: Instant,
+    rank: SortRank,
+    pub requests: AtomicUsize,
+    pub refused: AtomicUsize,
+}
+
+pub(super) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Report {
+    pub fn new(settings: ReportSettings, live: LiveHandle) -> Report {
+        Report {
+            data: Mutex::new(Data::new(settings.log_directory.clone())),
+            answers: Mutex::new(Vec::new()),
+            settings,
+            live,
+            started: Instant::now(),
+            rank: SortRank::new(),
+            requests: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
+        }
+    }
+
+    fn data(&self) -> std::sync::MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A kept answer to `query` made from the same data, most recent use last.
+    fn kept(&self, query: &str, key: &PeriodKey) -> Option<Arc<String>> {
+        let mut a = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        let i = a.iter().position(|e| e.0 == query && e.1 == *key)?;
+        let e = a.remove(i);
+        let answer = e.2.clone();
+        a.push(e);
+        Some(answer)
+    }
+
+    fn keep(&self, query: String, key: PeriodKey, answer: Arc<String>) {
+        let mut a = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        a.retain(|e| e.0 != query);
+        if a.len() >= ANSWERS_KEPT {
+            a.remove(0);
+        }
+        a.push((query, key, answer));
+    }
+
+    /// Waits for fresh live figures first (never while holding the data lock), then takes the
+    /// lock.
+    fn data_and_snapshot(&self) -> Result<(std::sync::MutexGuard<'_, Data>, Snapshot), Refusal> {
+        let live = self.live.fresh(LIVE_WAIT);
+        let mut data = self.data();
+        let snap = data.snapshot(live)?;
+        Ok((data, snap))
+    }
+
+    /// The days a request covers: the last TRENDLINE_PERIOD days with data, or those within
+    /// `from` / `to` (at most a year).
+    fn period(&self, snap: &Snapshot, q: &Query) -> Result<Vec<i64>, Refusal> {
+        let (from, to) = (q.date("from")?, q.date("to")?);
+        if let (Some(f), Some(t)) = (from, to) {
+            if f > t {
+                return Err(Refusal(400, "from is after to".into()));
+            }
+        }
+        let mut days: Vec<i64> = snap
+            .days()
+            .into_iter()
+            .filter(|d| from.is_none_or(|f| *d >= f) && to.is_none_or(|t| *d <= t))
+            .collect();
+        let keep = if from.is_some() {
+            MAX_PERIOD_DAYS
+        } else {
+            self.settings.trendline_period.max(1) as usize
+        };
+        if days.len() > keep {
+            days.drain(..days.len() - keep);
+        }
+        Ok(days)
+    }
+
+    /// `/api/trendlines`
+    pub fn trendlines(&self, query: &str) -> Result<Arc<String>, Refusal> {
+        let q = Query::parse(query)?;
+        let filter = Filter::from_query(&q)?;
+        let (mut data, snap) = self.data_and_snapshot()?;
+        let days = self.period(&snap, &q)?;
+        let key = Data::period_key(&snap, &days);
+        let cache_key = format!("trendlines?{query}");
+        if let Some(a) = self.kept(&cache_key, &key) {
+            return Ok(a);
+        }
+        let mut stats: Vec<Arc<DayStats>> = Vec::with_capacity(days.len());
+        for &d in &days {
+            stats.push(data.day_stats(&snap, d, &filter)?);
+        }
+        drop(data);
+        let rules = Rules {
+            threshold: self.settings.trendline_daily_threshold,
+            burst: self.settings.trendline_daily_burst,
+        };
+        let refs: Vec<&DayStats> = stats.iter().map(|s| s.as_ref()).collect();
+        let (series, hidden) = trend::series(&refs, &rules, !filter.is_empty());
+        let names: Vec<String> = days.iter().map(|&d| date_text(d)).collect();
+        let live = days.last().is_some_and(|d| snap.live_days.contains_key(d));
+        let answer = Arc::new(trend::to_json(&names, &series, hidden, &rules, live));
+        self.keep(cache_key, key, answer.clone());
+        Ok(answer)
+    }
+
+    /// `/api/attempts`: the period's rows merged per key, filtered, sorted, one page.
+    pub fn attempts(&self, query: &str) -> Result<Arc<String>, Refusal> {
+        let q = Query::parse(query)?;
+        let filter = Filter::from_query(&q)?;
+        let column = Column::parse(q.get("sort").unwrap_or("last"))?;
+        let desc = match q.get("dir") {
+            None => column.descending_first(),
+            Some("asc") => false,
+            Some("desc") => true,
+            Some(d) => return Err(Refusal(400, format!("dir: '{d}' is not asc or desc"))),
+        };
+        let size = q.number("size", PAGE_SIZE, 1, MAX_PAGE_SIZE)? as usize;
+        let page = q.number("page", 1, 1, 1 << 32)? as usize;
+        let (mut data, snap) = self.data_and_snapshot()?;
+        let days = self.period(&snap, &q)?;
+        let key = Data::period_key(&snap, &days);
+        let cache_key = format!("attempts?{query}");
+        if let Some(a) = self.kept(&cache_key, &key) {
+            return Ok(a);
+        }
+        let view = data.view(&snap, &days)?;
+        drop(data);
+
+        let mut rows: Vec<&Row> = view.iter().filter(|r| filter.matches(r)).collect();
+        let total = rows.len();
+        let attempts: u64 = rows.iter().map(|r| r.count).sum();
+        let start = (page - 1).saturating_mul(size).min(total);
+        let end = start.saturating_add(size).min(total);
+        let cmp = |a: &&Row, b: &&Row| {
+            let c = column.compare(a, b, &self.rank);
+            let c = if desc { c.reverse() } else { c };
+            // Ties in file order, so that pages never overlap or skip.
+            c.then_with(|| key_order(a, b, &self.rank))
+        };
+        // Only the rows up to the page's end need to be in order.
+        if end > 0 && end < total {
+            rows.select_nth_unstable_by(end - 1, cmp);
+        }
+        rows[..end].sort_unstable_by(cmp);
+
+        let mut o = String::with_capacity(256 + (end - start) * 110);
+        o.push('{');
+        let mut first = true;
+        json::key(&mut o, &mut first, "days");
+        o.push('[');
+        for (i, d) in days.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            json::string(&mut o, &date_text(*d));
+        }
+        o.push(']');
+        for (k, v) in [
+            ("total", total as u64),
+            ("attempts", attempts),
+            ("page", page as u64),
+            ("size", size as u64),
+        ] {
+            json::key(&mut o, &mut first, k);
+            let _ = write!(o, "{v}");
+        }
+        json::key(&mut o, &mut first, "sort");
+        json::string(&mut o, column.name());
+        json::key(&mut o, &mut first, "dir");
+        json::string(&mut o, if desc { "desc" } else { "asc" });
+        json::key(&mut o, &mut first, "columns");
+        o.push_str(r#"["proto","port","service","dst","src","first","last","count"]"#);
+        json::key(&mut o, &mut first, "rows");
+        o.push('[');
+        for (i, r) in rows[start..end].iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            row_json(&mut o, r);
+        }
+        o.push_str("]}");
+        let answer = Arc::new(o);
+        self.keep(cache_key, key, answer.clone());
+        Ok(answer)
+    }
+
+    /// `/api/summary`: the day's totals (the latest day unless `day=` names one), top ports and
+    /// sources, and the sensor's status.
+    pub fn summary(&self, query: &str) -> Result<Arc<String>, Refusal> {
+        let q = Query::parse(query)?;
+        let (mut data, snap) = self.data_and_snapshot()?;
+        let all = snap.days();
+        let day = match q.date("day")? {
+            Some(d) => Some(d),
+            None => all.last().copied(),
+        };
+        let stats = match day {
+            Some(d) => data.day_stats(&snap, d, &Filter::default())?,
+            None => Arc::new(DayStats::default()),
+        };
+        let cached = data.cached_rows();
+        drop(data);
+        let mut o = String::with_capacity(2048);
+        o.push('{');
+        let mut f = true;
+        json::key(&mut o, &mut f, "day");
+        json::opt_string(&mut o, day.map(date_text).as_deref());
+        json::key(&mut o, &mut f, "live");
+        o.push_str(if day.is_some_and(|d| snap.live_days.contains_key(&d)) {
+            "true"
+        } else {
+            "false"
+        });
+        for (k, v) in [
+            ("rows", stats.rows),
+            ("attempts", stats.attempts),
+            ("sources", stats.sources),
+            ("ports", stats.ports.len() as u64),
+            ("files", snap.files.len() as u64),
+            ("cached_rows", cached as u64),
+        ] {
+            json::key(&mut o, &mut f, k);
+            let _ = write!(o, "{v}");
+        }
+        json::key(&mut o, &mut f, "first_day");
+        json::opt_string(&mut o, all.first().map(|d| date_text(*d)).as_deref());
+        json::key(&mut o, &mut f, "last_day");
+        json::opt_string(&mut o, all.last().map(|d| date_text(*d)).as_deref());
+        json::key(&mut o, &mut f, "top_ports");
+        o.push('[');
+        let mut ports: Vec<&super::data::PortDay> = stats.ports.iter().collect();
+        ports.sort_by(|a, b| b.sources.cmp(&a.sources).then(b.attempts.cmp(&a.attempts)));
+        for (i, p) in ports.iter().take(TOP).enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            let s = trend::Series {
+                proto: p.proto,
+                port: p.port,
+                counts: Vec::new(),
+                spike: false,
+            };
+            let mut g = true;
+            o.push('{');
+            json::key(&mut o, &mut g, "label");
+            json::string(&mut o, &s.label());
+            json::key(&mut o, &mut g, "sources");
+            let _ = write!(o, "{}", p.sources);
+            json::key(&mut o, &mut g, "attempts");
+            let _ = write!(o, "{}", p.attempts);
+            o.push('}');
+        }
+        o.push(']');
+        json::key(&mut o, &mut f, "top_sources");
+        o.push('[');
+        for (i, (a, n)) in stats.top_sources.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            let _ = write!(o, "{{\"ip\":\"{a}\",\"attempts\":{n}}}");
+        }
+        o.push(']');
+        json::key(&mut o, &mut f, "sensor");
+        super::status::sensor_json(&mut o, &snap.live, self.started.elapsed().as_secs());
+        o.push('}');
+        Ok(Arc::new(o))
+    }
+}
+
+/// One row as `[proto, port, service, dst, src, first, last, count]`.
+fn row_json(o: &mut String, r: &Row) {
+    let mut buf = [0u8; 4];
+    let name = proto::name(r.key.proto, &mut buf);
+    o.push_str("[\"");
+    o.push_str(std::str::from_utf8(name).unwrap_or("?"));
+    o.push_str("\",");
+    match r.key.port {
+        Some(p) => {
+            let _ = write!(o, "{p},");
+        }
+        None => o.push_str("null,"),
+    }
+    json::opt_string(o, services::name(r.key.proto, r.key.port));
+    let _ = write!(
+        o,
+        ",\"{}\",\"{}\",{},{},{}]",
+        r.key.dst, r.key.src, r.first, r.last, r.count
+    );
+}
+
+fn key_order(a: &Row, b: &Row, rank: &SortRank) -> Ordering {
+    (rank.of(a.key.proto), a.key.port, a.key.dst, a.key.src).cmp(&(
+        rank.of(b.key.proto),
+        b.key.port,
+        b.key.dst,
+        b.key.src,
+    ))
+}
+
+/// A column of the details table.
+#[derive(Clone, Copy, Debug)]
+enum Column {
+    Proto,
+    Port,
+    Service,
+    Dst,
+    Src,
+    First,
+    Last,
+    Count,
+}
+
+impl Column {
+    const ALL: [(&'static str, Column); 8] = [
+        ("proto", Column::Proto),
+        ("port", Column::Port),
+        ("service", Column::Service),
+        ("dst", Column::Dst),
+        ("src", Column::Src),
+        ("first", Column::First),
+        ("last", Column::Last),
+        ("count", Column::Count),
+    ];
+
+    fn parse(s: &str) -> Result<Column, Refusal> {
+        Column::ALL
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, c)| *c)
+            .ok_or_else(|| Refusal(400, format!("sort: no column '{s}'")))
+    }
+
+    fn name(self) -> &'static str {
+        Column::ALL
+            .iter()
+            .find(|(_, c)| std::mem::discriminant(c) == std::mem::discriminant(&self))
+            .map_or("?", |(n, _)| n)
+    }
+
+    /// Times and counts read best largest first, as tsusen's table did.
+    fn descending_first(self) -> bool {
+        matches!(self, Column::First | Column::Last | Column::Count)
+    }
+
+    #[inline]
+    fn compare(self, a: &Row, b: &Row, rank: &SortRank) -> Ordering {
+        match self {
+            Column::Proto => rank.of(a.key.proto).cmp(&rank.of(b.key.proto)),
+            Column::Port => a.key.port.cmp(&b.key.port),
+            Column::Service => services::name(a.key.proto, a.key.port)
+                .cmp(&services::name(b.key.proto, b.key.port)),
+            Column::Dst => a.key.dst.cmp(&b.key.dst),
+            Column::Src => a.key.src.cmp(&b.key.src),
+            Column::First => a.first.cmp(&b.first),
+            Column::Last => a.last.cmp(&b.last),
+            Column::Count => a.count.cmp(&b.count),
+        }
+    }
+}

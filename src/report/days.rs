@@ -1,0 +1,236 @@
+//! The daily files as the report sees them: which days exist, a date from a URL checked into a
+//! day number (the only way a URL reaches the filesystem), and a day's rows read into memory
+//! sorted in file order with one row per key, cached within a bound on rows held.
+
+use crate::store::{date_of_day, day_of_date, RowReader};
+use crate::tables::{Row, RowOrder};
+use chrono::NaiveDate;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What tells one version of a day file from another: an append changes the length, a
+/// compaction renames a new file in (new modification time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub len: u64,
+    pub modified: Option<SystemTime>,
+}
+
+/// `YYYY-MM-DD` (exactly that: ten characters, a real date) as a day number.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let shape = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            _ => c.is_ascii_digit(),
+        });
+    if !shape {
+        return None;
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(day_of_date)
+}
+
+/// The day's date as `YYYY-MM-DD`.
+pub fn date_text(day: i64) -> String {
+    date_of_day(day).map_or_else(
+        || format!("day-{day}"),
+        |d| d.format("%Y-%m-%d").to_string(),
+    )
+}
+
+/// The path of a day's file, built from the day number alone.
+pub fn path(dir: &Path, day: i64) -> PathBuf {
+    dir.join(format!("{}.csv", date_text(day)))
+}
+
+/// The days that have a file in `dir`, with their stamps. A missing directory has no days.
+pub fn list(dir: &Path) -> io::Result<BTreeMap<i64, Stamp>> {
+    let mut days = BTreeMap::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(days),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(day) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".csv"))
+            .and_then(parse_date)
+        else {
+            continue;
+        };
+        // Follows a symbolic link, as reading the file will.
+        if let Ok(m) = fs::metadata(entry.path()) {
+            if m.is_file() {
+                days.insert(
+                    day,
+                    Stamp {
+                        len: m.len(),
+                        modified: m.modified().ok(),
+                    },
+                );
+            }
+        }
+    }
+    Ok(days)
+}
+
+/// Reads a day's file up to `len` bytes, cut back to its last whole line (the sensor may be
+/// appending right now), into rows in file order with one row per key.
+pub fn read(path: &Path, len: u64, order: &RowOrder) -> io::Result<Vec<Row>> {
+    let mut f = File::open(path)?;
+    let len = whole_lines(&mut f, len)?;
+    f.seek(SeekFrom::Start(0))?;
+    let mut reader = RowReader::new(BufReader::with_capacity(256 * 1024, f.take(len)));
+    // About 50 bytes a row: a good first guess that saves the copies of growing.
+    let mut rows = Vec::with_capacity((len / 48) as usize);
+    let mut bad = 0u64;
+    while let Some(r) = reader.next_row()? {
+        match r {
+            Ok(row) => rows.push(row),
+            Err(_) => bad += 1,
+        }
+    }
+    if bad > 0 {
+        log::debug!("{}: {bad} lines that are not rows", path.display());
+    }
+    sort_fold(&mut rows, order);
+    Ok(rows)
+}
+
+/// Sorts rows in file order and folds rows of one key into one. A compacted file is sorted
+/// already, and checking that is much cheaper than sorting.
+pub fn sort_fold(rows: &mut Vec<Row>, order: &RowOrder) {
+    let sorted = rows
+        .windows(2)
+        .all(|w| order.keys(&w[0].key, &w[1].key).is_lt());
+    if sorted {
+        return;
+    }
+    rows.sort_unstable_by(|a, b| order.keys(&a.key, &b.key));
+    rows.dedup_by(|next, kept| {
+        if next.key == kept.key {
+            kept.merge(next);
+            true
+        } else {
+            false
+        }
+    });
+}
+
+/// The length of the file's whole lines within its first `len` bytes.
+fn whole_lines(f: &mut File, len: u64) -> io::Result<u64> {
+    let mut pos = len;
+    let mut buf = vec![0u8; 4096];
+    while pos > 0 {
+        let n = buf.len().min(pos as usize);
+        f.seek(SeekFrom::Start(pos - n as u64))?;
+        f.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            return Ok(pos - n as u64 + i as u64 + 1);
+        }
+        pos -= n as u64;
+    }
+    Ok(0)
+}
+
+struct Entry {
+    stamp: Stamp,
+    rows: Arc<Vec<Row>>,
+    used: u64,
+}
+
+/// Days' rows kept in memory, the least recently used dropped first when more than `budget`
+/// rows are held. A day larger than the budget is read each time it is needed, never kept.
+pub struct DayCache {
+    entries: HashMap<i64, Entry>,
+    held: usize,
+    budget: usize,
+    tick: u64,
+}
+
+impl DayCache {
+    pub fn new(budget: usize) -> DayCache {
+        DayCache {
+            entries: HashMap::new(),
+            held: 0,
+            budget,
+            tick: 0,
+        }
+    }
+
+    /// Rows held now, for the metrics.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    pub fn get(
+        &mut self,
+        dir: &Path,
+        day: i64,
+        stamp: Stamp,
+        order: &RowOrder,
+    ) -> io::Result<Arc<Vec<Row>>> {
+        self.tick += 1;
+        if let Some(e) = self.entries.get_mut(&day) {
+            if e.stamp == stamp {
+                e.used = self.tick;
+                return Ok(e.rows.clone());
+            }
+        }
+        if let Some(old) = self.entries.remove(&day) {
+            self.held -= old.rows.len();
+        }
+        let rows = Arc::new(read(&path(dir, day), stamp.len, order)?);
+        if rows.len() <= self.budget {
+            while self.held + rows.len() > self.budget {
+                let Some((&oldest, _)) = self.entries.iter().min_by_key(|(_, e)| e.used) else {
+                    break;
+                };
+                let e = self.entries.remove(&oldest).expect("found above");
+                self.held -= e.rows.len();
+            }
+            self.held += rows.len();
+            self.entries.insert(
+                day,
+                Entry {
+                    stamp,
+                    rows: rows.clone(),
+                    used: self.tick,
+                },
+            );
+        }
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_real_dates_in_the_exact_shape_are_days() {
+        assert_eq!(parse_date("1970-01-02"), Some(1));
+        assert_eq!(date_text(1), "1970-01-02");
+        for bad in [
+            "2024-02-30",
+            "2024-2-03",
+            "+2024-02-03",
+            "2024-02-03 ",
+            "../etc/pa",
+            "2024/02/03",
+            "２０２４-02-03",
+            "",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! What the running sensor shares with the report: the rows it holds that are not yet in the
+//! files, and its counters. The sensor thread publishes a whole new `LiveSummary` (at each flush,
+//! and between flushes at most once a second, only while someone is looking); readers take the
+//! current `Arc` and never hold a lock while they work, so the sensor never waits on the page.
+
+use crate::classify::FlowStats;
+use crate::sensor::Stats;
+use crate::tables::Row;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The sensor's state at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct LiveSummary {
+    /// Set by `publish`: 0 means "no sensor" (`tsusen serve`), else it grows by one each time.
+    pub generation: u64,
+    /// The sensor's clock (Unix seconds) when this was taken.
+    pub at: i64,
+    /// When the sensor started (Unix seconds).
+    pub started: i64,
+    /// Rows counted since the last flush, of any day (at midnight the table briefly holds
+    /// yesterday's too): what the files do not hold yet. Order does not matter.
+    pub rows: Vec<Row>,
+    pub stats: Stats,
+    pub table_rows: usize,
+    pub table_capacity: usize,
+    pub flows: FlowStats,
+    /// Bytes the sensor wrote to its files and snapshots since it started.
+    pub bytes_written: u64,
+    /// How long the last flush took, in seconds.
+    pub last_flush_seconds: f64,
+    /// Frames the kernel dropped before we read them, when the capture can tell.
+    pub capture_drops: Option<u64>,
+    pub interface: String,
+    /// For each day of `rows`, the length of its file when this was taken (`None`: no file),
+    /// filled by `stamp_files`. A file that has changed since (a flush wrote these rows into
+    /// it) makes the report pass over that day's live rows rather than count them twice,
+    /// until the sensor publishes again. `None` here: no such check.
+    pub file_lens: Option<Vec<(i64, Option<u64>)>>,
+}
+
+impl LiveSummary {
+    /// Records the length of the day files of the days `rows` cover, as they are now. The
+    /// sensor calls it just before `publish`, on its own thread, after any flush.
+    pub fn stamp_files(&mut self, log_directory: &Path) {
+        let mut days: Vec<i64> = self.rows.iter().map(Row::day).collect();
+        days.sort_unstable();
+        days.dedup();
+        self.file_lens = Some(
+            days.into_iter()
+                .map(|d| {
+                    let len = std::fs::metadata(super::days::path(log_directory, d))
+                        .ok()
+                        .map(|m| m.len());
+                    (d, len)
+                })
+                .collect(),
+        );
+    }
+}
+
+/// The current summary, when it was published, and since when a reader has been asking for a
+/// fresher one (`None` when nobody is).
+struct Current {
+    summary: Arc<LiveSummary>,
+    published: Instant,
+    asked: Option<Instant>,
+}
+
+struct Shared {
+    current: Mutex<Current>,
+    published: Condvar,
+    /// A reader wanted fresher figures than it found.
+    wanted: AtomicBool,
+}
+
+/// A cheap, clonable handle on the latest `LiveSummary`.
+#[derive(Clone)]
+pub struct LiveHandle(Arc<Shared>);
+
+impl Default for LiveHandle {
+    fn default() -> Self {
+        LiveHandle::new()
+    }
+}
+
+/// Readers ask for figures no older than this; the sensor publishes no more often.
+pub const FRESH: Duration = Duration::from_secs(1);
+
+impl LiveHandle {
+    pub fn new() -> LiveHandle {
+        LiveHandle(Arc::new(Shared {
+            current: Mutex::new(Current {
+                summary: Arc::new(LiveSummary::default()),
+                published: Instant::now(),
+                asked: None,
+            }),
+            published: Condvar::new(),
+            wanted: AtomicBool::new(false),
+        }))
+    }
+
+    /// The latest summary (generation 0 when no sensor ever published).
+    pub fn current(&self) -> Arc<LiveSummary> {
+        self.lock().summary.clone()
+    }
+
+    /// For the sensor, once per second of its clock (not per packet): true when a reader asked
+    /// for fresher figures and the last publication is at least `FRESH` old. Publishing only
+    /// then keeps the copy of the table off the sensor's path while nobody looks at the page.
+    pub fn wanted(&self) -> bool {
+        if !self.0.wanted.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.lock().published.elapsed() >= FRESH
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.0.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current summary, after asking a live sensor for a fresher one and waiting for it up
+    /// to `wait` when the one held is older than `FRESH`. Without a sensor, or when the sensor
+    /// has not answered an earlier request within `wait` (busy flushing, or stopped), returns
+    /// what it has at once, so a stalled sensor never stalls the page.
+    pub fn fresh(&self, wait: Duration) -> Arc<LiveSummary> {
+        let mut guard = self.lock();
+        if guard.summary.generation == 0 || guard.published.elapsed() < FRESH {
+            return guard.summary.clone();
+        }
+        let asked = *guard.asked.get_or_insert_with(Instant::now);
+        let left = wait.saturating_sub(asked.elapsed());
+        if left.is_zero() {
+            return guard.summary.clone();
+        }
+        self.0.wanted.store(true, Ordering::Relaxed);
+        let gen = guard.summary.generation;
+        let (guard, _) = self
+            .0
+            .published
+            .wait_timeout_while(guard, left, |c| c.summary.generation == gen)
+            .unwrap_or_else(|p| p.into_inner());
+        guard.summary.clone()
+    }
+}
+
+/// Publishes a new summary (the sensor's side). The table copy is the caller's: build
+/// `summary.rows` from `AttemptTable::rows()`.
+pub fn publish(handle: &LiveHandle, mut summary: LiveSummary) {
+    let mut guard = handle.lock();
+    summary.generation = guard.summary.generation + 1;
+    *guard = Current {
+        summary: Arc::new(summary),
+        published: Instant::now(),
+        asked: None,
+    };
+    handle.0.wanted.store(false, Ordering::Relaxed);
+    drop(guard);
+    handle.0.published.notify_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_see_each_publication_and_can_wait_for_one() {
+        let h = LiveHandle::new();
+        assert_eq!(h.current().generation, 0);
+        // No sensor: no waiting.
+        let t = Instant::now();
+        assert_eq!(h.fresh(Duration::from_secs(5)).generation, 0);
+        assert!(t.elapsed() < Duration::from_secs(1));
+        publish(&h, LiveSummary::default());
+        assert_eq!(h.current().generation, 1);
+        assert!(!h.wanted());
+        std::thread::sleep(FRESH);
+        let h2 = h.clone();
+        let sensor = std::thread::spawn(move || {
+            while !h2.wanted() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            publish(
+                &h2,
+                LiveSummary {
+                    at: 42,
+                    ..Default::default()
+                },
+            );
+        });
+        let s = h.fresh(Duration::from_secs(5));
+        assert_eq!((s.generation, s.at), (2, 42));
+        sensor.join().unwrap();
+    }
+}

@@ -1,0 +1,201 @@
+//! The report: the page and API on HTTP_ADDRESS:HTTP_PORT (default 0.0.0.0:8339), as the
+//! original tsusen served them, with no request to any other host.
+//!
+//! `serve` binds the address at once (so a taken port is an error the caller sees) and runs
+//! picoserve on a tokio current-thread runtime on a thread of its own. `tsusen run` gives it a
+//! `LiveHandle` the sensor publishes to; `tsusen serve` (`serve_cmd`) gives it one nobody
+//! publishes to, and it shows the CSV files alone.
+//!
+//! - `live`: what the sensor shares (rows not yet in the files, counters).
+//! - `days`, `data`: day files read, merged and cached.
+//! - `query`, `api`, `trend`, `status`, `services`, `json`: the answers.
+//! - `http`: picoserve, limits, gzip; `page.html`: the page.
+
+mod api;
+mod data;
+mod days;
+mod http;
+mod json;
+pub mod live;
+mod query;
+pub mod serve_cmd;
+mod services;
+mod status;
+mod trend;
+
+pub use api::ReportSettings;
+pub use live::{publish, LiveHandle, LiveSummary};
+
+use crate::config::Settings;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Connections served at once, and from one address; more are closed as soon as they are
+/// accepted, so that one host holding idle connections cannot lock the others out.
+pub const MAX_CONNECTIONS: usize = 256;
+pub const MAX_PER_PEER: usize = 64;
+/// Threads that compute API answers (the merges); the machine may have two cores.
+const API_THREADS: usize = 2;
+/// How often the accept loop looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(200);
+
+/// Timeouts: to start a request, to send all of its head, and for each write of an answer.
+static CONFIG: picoserve::Config = picoserve::Config::new(picoserve::Timeouts {
+    start_read_request: picoserve::time::Duration::from_secs(10),
+    persistent_start_read_request: picoserve::time::Duration::from_secs(10),
+    read_request: picoserve::time::Duration::from_secs(5),
+    write: picoserve::time::Duration::from_secs(10),
+})
+.keep_connection_alive();
+
+/// Set it to stop the server (the accept loop sees it within `STOP_POLL`).
+pub type Stop = Arc<AtomicBool>;
+
+/// A running report server.
+pub struct Running {
+    /// The address it listens on (the port is the real one when 0 was asked for).
+    pub addr: SocketAddr,
+    thread: JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits for the server's thread to end (after `stop` is set).
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+/// The address to listen on from the settings (`HTTP_ADDRESS`, `HTTP_PORT`).
+pub fn address(settings: &Settings) -> io::Result<SocketAddr> {
+    (settings.http_address.as_str(), settings.http_port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "HTTP_ADDRESS '{}' resolves to nothing",
+                    settings.http_address
+                ),
+            )
+        })
+}
+
+/// Binds `addr` and serves the report from its own thread until `stop` is set.
+pub fn serve(settings: &Settings, live: LiveHandle, stop: Stop) -> io::Result<Running> {
+    serve_on(address(settings)?, settings, live, stop)
+}
+
+/// As `serve`, on an address given apart from the settings (`--http`, tests).
+pub fn serve_on(
+    addr: SocketAddr,
+    settings: &Settings,
+    live: LiveHandle,
+    stop: Stop,
+) -> io::Result<Running> {
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let report = Arc::new(api::Report::new(
+        ReportSettings {
+            log_directory: settings.log_directory.clone(),
+            trendline_period: settings.trendline_period,
+            trendline_daily_threshold: settings.trendline_daily_threshold,
+            trendline_daily_burst: settings.trendline_daily_burst,
+        },
+        live,
+    ));
+    // Compressed now rather than on the first visit.
+    let _ = http::page_gz();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .max_blocking_threads(API_THREADS)
+        .thread_name("tsusen-report")
+        .build()?;
+    let thread = std::thread::Builder::new()
+        .name("tsusen-http".into())
+        .spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, accept_loop(listener, report, stop));
+        })?;
+    Ok(Running { addr, thread })
+}
+
+async fn accept_loop(listener: TcpListener, report: Arc<api::Report>, stop: Stop) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("report server: {e}");
+            return;
+        }
+    };
+    let app = Rc::new(picoserve::Router::from_service(http::App { report }));
+    let open: Rc<RefCell<Open>> = Rc::default();
+    while !stop.load(Ordering::Relaxed) {
+        let (stream, peer) = match tokio::time::timeout(STOP_POLL, listener.accept()).await {
+            Err(_) => continue,
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                // Out of file descriptors and the like: wait rather than spin.
+                log::warn!("report server: accept: {e}");
+                tokio::time::sleep(STOP_POLL).await;
+                continue;
+            }
+        };
+        if !open.borrow_mut().enter(peer.ip()) {
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let (app, open) = (app.clone(), open.clone());
+        tokio::task::spawn_local(async move {
+            let mut buffer = vec![0u8; http::HTTP_BUFFER];
+            let _ = picoserve::Server::new_tokio(&app, &CONFIG, &mut buffer)
+                .serve(stream)
+                .await;
+            open.borrow_mut().leave(peer.ip());
+        });
+    }
+}
+
+/// Open connections, in all and per peer address.
+#[derive(Default)]
+struct Open {
+    total: usize,
+    per_peer: HashMap<IpAddr, usize>,
+}
+
+impl Open {
+    fn enter(&mut self, peer: IpAddr) -> bool {
+        let n = self.per_peer.entry(peer).or_insert(0);
+        if self.total >= MAX_CONNECTIONS || *n >= MAX_PER_PEER {
+            if *n == 0 {
+                self.per_peer.remove(&peer);
+            }
+            return false;
+        }
+        *n += 1;
+        self.total += 1;
+        true
+    }
+
+    fn leave(&mut self, peer: IpAddr) {
+        self.total -= 1;
+        if let Some(n) = self.per_peer.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_peer.remove(&peer);
+            }
+        }
+    }
+}

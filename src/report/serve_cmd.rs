@@ -1,0 +1,92 @@
+//! `tsusen serve`: the report page and API over a log directory, with no capture and no root —
+//! for a box that only shows CSV files gathered from sensors.
+
+use crate::cli::{self, Spec, Usage};
+use crate::commands::{settings, usage_exit, EXIT_FAILURE};
+use crate::signals;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const SPEC: Spec = Spec {
+    command: "serve",
+    help: "\
+Usage: tsusen serve [OPTIONS]
+
+Serves the report page and its API (trendlines, details, summary, metrics, the daily CSV
+files) over the daily CSV files of a log directory. Captures nothing; needs no root.
+
+Options:
+  --config FILE          read settings from FILE (tsusen.conf format)
+  --log-dir DIR          where the daily CSV files are (LOG_DIRECTORY, default /var/log/tsusen)
+  --http ADDR:PORT       where to listen (HTTP_ADDRESS and HTTP_PORT, default 0.0.0.0:8339)
+  -h, --help             this text
+
+Exit status: 0 stopped by a signal; 1 cannot listen; 2 usage.",
+    valued: &["--config", "--log-dir", "--http"],
+    flags: &[],
+};
+
+pub fn main(args: Vec<String>) -> ExitCode {
+    let p = match cli::parse(&SPEC, args) {
+        Ok(p) => p,
+        Err(u) => return usage_exit(u),
+    };
+    if p.help {
+        println!("{}", SPEC.help);
+        return ExitCode::SUCCESS;
+    }
+    if let Some(extra) = p.positional.first() {
+        return usage_exit(Usage(format!(
+            "tsusen serve: unexpected argument '{extra}'\nTry 'tsusen serve --help'."
+        )));
+    }
+    let s = match settings(&p, "serve") {
+        Ok(s) => s,
+        Err(u) => return usage_exit(u),
+    };
+    let addr = match p.last("--http") {
+        Some(v) => match parse_http(v) {
+            Some(a) => a,
+            None => {
+                return usage_exit(Usage(format!(
+                "tsusen serve: option --http: '{v}' is not ADDR:PORT\nTry 'tsusen serve --help'."
+            )))
+            }
+        },
+        None => match super::address(&s) {
+            Ok(a) => a,
+            Err(e) => return usage_exit(Usage(format!("tsusen serve: {e}"))),
+        },
+    };
+    signals::install();
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = match super::serve_on(addr, &s, super::LiveHandle::new(), stop.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tsusen serve: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    log::info!(
+        "serving http://{}/ from {}",
+        running.addr,
+        s.log_directory.display()
+    );
+    while !signals::stop_requested() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    running.join();
+    ExitCode::SUCCESS
+}
+
+/// `ADDR:PORT`, `[V6]:PORT` or `HOST:PORT`.
+fn parse_http(v: &str) -> Option<SocketAddr> {
+    if let Ok(a) = v.parse() {
+        return Some(a);
+    }
+    v.to_socket_addrs().ok()?.next()
+}

@@ -1,0 +1,203 @@
+//! The sensor's status: the `sensor` object of `/api/summary`, and `/metrics` in the
+//! Prometheus text format. Without a sensor (`tsusen serve`) only the server's own figures.
+
+use super::api::{unix_now, Report, LIVE_WAIT};
+use super::json;
+use super::live::LiveSummary;
+use std::fmt::Write;
+use std::sync::atomic::Ordering as AtomicOrdering;
+
+impl Report {
+    /// `/metrics`, in the Prometheus text format.
+    pub fn metrics(&self) -> String {
+        let live = self.live.fresh(LIVE_WAIT);
+        let mut o = String::with_capacity(4096);
+        let mut m = |name: &str, kind: &str, help: &str, v: String| {
+            let _ = write!(
+                o,
+                "# HELP tsusen_{name} {help}\n# TYPE tsusen_{name} {kind}\ntsusen_{name} {v}\n"
+            );
+        };
+        let sensor = live.generation > 0;
+        m(
+            "sensor_up",
+            "gauge",
+            "1 when a capturing sensor feeds this report (tsusen run), 0 for files only.",
+            (sensor as u8).to_string(),
+        );
+        let uptime = if sensor {
+            (unix_now() - live.started).max(0) as u64
+        } else {
+            self.started.elapsed().as_secs()
+        };
+        m(
+            "uptime_seconds",
+            "gauge",
+            "Seconds since the sensor (or this server) started.",
+            uptime.to_string(),
+        );
+        m(
+            "http_requests_total",
+            "counter",
+            "Requests answered by the report server.",
+            self.requests.load(AtomicOrdering::Relaxed).to_string(),
+        );
+        m(
+            "http_refused_total",
+            "counter",
+            "Requests refused (bad path, bad query, limits).",
+            self.refused.load(AtomicOrdering::Relaxed).to_string(),
+        );
+        if !sensor {
+            return o;
+        }
+        let st = &live.stats;
+        let counters: [(&str, &str, u64); 13] = [
+            ("packets_total", "Frames seen.", st.packets),
+            (
+                "attempts_total",
+                "Connection attempts counted.",
+                st.attempts,
+            ),
+            (
+                "malformed_total",
+                "Frames with cut or contradictory headers.",
+                st.malformed,
+            ),
+            ("not_ip_total", "Frames that are not IP.", st.not_ip),
+            (
+                "fragments_total",
+                "Non-first fragments skipped.",
+                st.fragments,
+            ),
+            (
+                "ignored_total",
+                "Packets dropped by IGNORE_ADDRESSES / IGNORE_PORTS.",
+                st.ignored,
+            ),
+            (
+                "flushes_total",
+                "Flushes of the table to the day files.",
+                st.flushes,
+            ),
+            (
+                "early_flushes_total",
+                "Flushes forced by a full table.",
+                st.early_flushes,
+            ),
+            (
+                "flush_errors_total",
+                "Flushes that failed (rows kept in memory).",
+                st.flush_errors,
+            ),
+            ("lost_total", "Attempts that could not be kept.", st.lost),
+            (
+                "flow_evictions_total",
+                "Live flows evicted from a full flow table.",
+                live.flows.evictions,
+            ),
+            (
+                "bytes_written_total",
+                "Bytes written to day files and snapshots.",
+                live.bytes_written,
+            ),
+            (
+                "bad_time_total",
+                "Frames with a timestamp no day file can hold.",
+                st.bad_time,
+            ),
+        ];
+        for (name, help, v) in counters {
+            m(name, "counter", help, v.to_string());
+        }
+        let gauges: [(&str, &str, String); 6] = [
+            (
+                "rows",
+                "Rows in the day files after the last flush.",
+                st.rows.to_string(),
+            ),
+            (
+                "table_rows",
+                "Rows held in memory since the last flush.",
+                live.table_rows.to_string(),
+            ),
+            (
+                "table_capacity",
+                "Rows the table holds before an early flush.",
+                live.table_capacity.to_string(),
+            ),
+            (
+                "flows_active",
+                "Flows tracked now.",
+                live.flows.active.to_string(),
+            ),
+            (
+                "flow_capacity",
+                "Flows tracked at most.",
+                live.flows.capacity.to_string(),
+            ),
+            (
+                "flush_duration_seconds",
+                "Duration of the last flush.",
+                format!("{:.6}", live.last_flush_seconds),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            m(name, "gauge", help, v);
+        }
+        if let Some(d) = live.capture_drops {
+            m(
+                "capture_drops_total",
+                "counter",
+                "Frames the kernel dropped before the sensor read them.",
+                d.to_string(),
+            );
+        }
+        o
+    }
+}
+
+pub(super) fn sensor_json(o: &mut String, live: &LiveSummary, server_uptime: u64) {
+    let mut f = true;
+    o.push('{');
+    json::key(o, &mut f, "running");
+    let running = live.generation > 0;
+    o.push_str(if running { "true" } else { "false" });
+    json::key(o, &mut f, "interface");
+    json::opt_string(o, running.then_some(live.interface.as_str()));
+    let uptime = if running {
+        (unix_now() - live.started).max(0) as u64
+    } else {
+        server_uptime
+    };
+    let st = &live.stats;
+    for (k, v) in [
+        ("uptime", uptime),
+        ("started", live.started.max(0) as u64),
+        ("at", live.at.max(0) as u64),
+        ("packets", st.packets),
+        ("attempts", st.attempts),
+        ("malformed", st.malformed),
+        ("rows", st.rows),
+        ("table_rows", live.table_rows as u64),
+        ("table_capacity", live.table_capacity as u64),
+        ("flows_active", live.flows.active as u64),
+        ("flow_capacity", live.flows.capacity as u64),
+        ("flow_evictions", live.flows.evictions),
+        ("flushes", st.flushes),
+        ("early_flushes", st.early_flushes),
+        ("flush_errors", st.flush_errors),
+        ("bytes_written", live.bytes_written),
+    ] {
+        json::key(o, &mut f, k);
+        let _ = write!(o, "{v}");
+    }
+    json::key(o, &mut f, "capture_drops");
+    match live.capture_drops {
+        Some(d) => {
+            let _ = write!(o, "{d}");
+        }
+        None => o.push_str("null"),
+    }
+    o.push('}');
+}

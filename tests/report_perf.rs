@@ -1,0 +1,379 @@
+//! How the report copes with a million rows: 10 daily files of 100 000 rows each, then one day
+//! of a million. Prints cold and warm latencies per endpoint, the cost of new live rows, and
+//! requests per second with p99 latency at 50 concurrent keep-alive connections.
+//! Ignored by default (it writes ~100 MB); run with
+//! `cargo test --release --test report_perf -- --ignored --nocapture`.
+
+mod report_support;
+
+use report_support::{get, read_response, start_on, temp_dir, Server, DAY0};
+use std::io::Write;
+use std::net::{IpAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tsusen::addr::Addr;
+use tsusen::report::{publish, LiveSummary};
+use tsusen::store::RowWriter;
+use tsusen::tables::{Key, Row, RowOrder};
+
+/// A small deterministic generator (xorshift), so runs compare.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Scans look like this: most attempts on a few dozen ports, a long tail on the others, sources
+/// spread over the whole address space, a handful of our addresses.
+fn day_rows(day: i64, n: usize, rng: &mut Rng) -> Vec<Row> {
+    const HOT: [u16; 12] = [22, 23, 80, 443, 445, 3389, 8080, 5900, 1433, 3306, 6379, 53];
+    let order = RowOrder::new();
+    let mut rows = Vec::with_capacity(n);
+    while rows.len() < n {
+        let r = rng.next();
+        let (proto, port) = match r % 20 {
+            0 => (1u8, None),
+            1..=3 => (17, Some(HOT[(r >> 8) as usize % HOT.len()])),
+            4..=12 => (6, Some(HOT[(r >> 8) as usize % HOT.len()])),
+            _ => (6, Some((r >> 16) as u16 | 1)),
+        };
+        let s = rng.next();
+        let first = day * 86_400 + (s % 80_000) as i64;
+        rows.push(Row {
+            key: Key {
+                proto,
+                port,
+                dst: Addr::v4([198, 51, 100, (r >> 40) as u8 % 8]),
+                src: Addr::v4([
+                    (s >> 8) as u8 | 1,
+                    (s >> 16) as u8,
+                    (s >> 24) as u8,
+                    (s >> 32) as u8,
+                ]),
+            },
+            first,
+            last: first + (s >> 40) as i64 % 3000,
+            count: 1 + (s >> 50) % 5,
+        });
+    }
+    rows.sort_unstable_by(|a, b| order.keys(&a.key, &b.key));
+    rows.dedup_by(|a, b| a.key == b.key);
+    rows
+}
+
+fn write_day(dir: &std::path::Path, day: i64, rows: &[Row]) {
+    let date = chrono::NaiveDate::from_num_days_from_ce_opt((day + 719_163) as i32).unwrap();
+    let f = std::fs::File::create(dir.join(format!("{}.csv", date.format("%Y-%m-%d")))).unwrap();
+    let mut w = RowWriter::new(std::io::BufWriter::new(f));
+    w.header().unwrap();
+    for r in rows {
+        w.row(r).unwrap();
+    }
+    w.into_inner().flush().unwrap();
+}
+
+fn time(s: &Server, path: &str) -> (Duration, usize) {
+    let t = Instant::now();
+    let a = get(s, path, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(a.status, 200, "{path}: {}", a.text());
+    (t.elapsed(), a.body.len())
+}
+
+fn report(s: &Server, label: &str, path: &str) {
+    let (cold, n) = time(s, path);
+    let mut warm: Vec<Duration> = (0..5).map(|_| time(s, path).0).collect();
+    warm.sort();
+    println!(
+        "{label:<44} first {:>8.1} ms, then median {:>7.1} ms ({n} bytes gzipped)",
+        cold.as_secs_f64() * 1e3,
+        warm[2].as_secs_f64() * 1e3
+    );
+}
+
+/// Pages never asked for before, so each is computed over the merged period: the cost of
+/// paging through a million rows.
+fn uncached(s: &Server, label: &str, prefix: &str) {
+    let mut t: Vec<Duration> = (2..9).map(|p| time(s, &format!("{prefix}{p}")).0).collect();
+    t.sort();
+    println!(
+        "{label:<44} median {:>7.1} ms, max {:>7.1} ms",
+        t[t.len() / 2].as_secs_f64() * 1e3,
+        t[t.len() - 1].as_secs_f64() * 1e3
+    );
+}
+
+/// 50 connections with keep-alive, each sending requests back to back for `secs`.
+fn load(s: &Server, label: &str, path: &str, secs: u64) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    let threads: Vec<_> = (0..50)
+        .map(|_| {
+            let addr = s.addr;
+            let path = path.to_string();
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let req =
+                    format!("GET {path} HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    if c.write_all(req.as_bytes()).is_err() {
+                        c = TcpStream::connect(addr).unwrap();
+                        continue;
+                    }
+                    let a = read_response(&mut c);
+                    if a.status == 0 {
+                        c = TcpStream::connect(addr).unwrap();
+                        continue;
+                    }
+                    assert_eq!(a.status, 200);
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort();
+    let p = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)].as_secs_f64() * 1e3;
+    println!(
+        "{label:<44} {:>8.0} req/s, p50 {:>7.1} ms, p99 {:>7.1} ms",
+        all.len() as f64 / secs as f64,
+        p(0.5),
+        p(0.99)
+    );
+}
+
+fn peak_rss_mib() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: f64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+#[test]
+#[ignore]
+fn a_million_rows() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    // Ten days of 100 000 rows.
+    let dir = temp_dir("perf10");
+    for i in 0..10 {
+        write_day(&dir, DAY0 + i, &day_rows(DAY0 + i, 100_000, &mut rng));
+    }
+    let rss0 = peak_rss_mib();
+    let s = start_on(dir);
+    println!("-- 10 days x 100 000 rows (1 M rows)");
+    report(&s, "/api/trendlines", "/api/trendlines");
+    report(
+        &s,
+        "/api/attempts (last_seen desc, page 1)",
+        "/api/attempts",
+    );
+    report(
+        &s,
+        "/api/attempts?port=22&sort=count",
+        "/api/attempts?port=22&sort=count",
+    );
+    report(
+        &s,
+        "/api/attempts?ip[]=10.0.0.0/8&q=ssh",
+        "/api/attempts?ip%5B%5D=10.0.0.0/8&q=ssh",
+    );
+    report(
+        &s,
+        "/api/attempts?sort=src&page=1000",
+        "/api/attempts?sort=src&page=1000",
+    );
+    report(&s, "/api/summary", "/api/summary");
+    uncached(
+        &s,
+        "new pages, default sort (no answer cache)",
+        "/api/attempts?page=",
+    );
+    uncached(
+        &s,
+        "new pages, sort=count (no answer cache)",
+        "/api/attempts?sort=count&page=",
+    );
+    uncached(
+        &s,
+        "new pages, port=22 (no answer cache)",
+        "/api/attempts?port=22&page=",
+    );
+    load(&s, "files only: load /", "/", 5);
+    load(&s, "files only: load /api/trendlines", "/api/trendlines", 5);
+    load(
+        &s,
+        "files only: load /api/attempts?port=22&sort=count",
+        "/api/attempts?port=22&sort=count",
+        5,
+    );
+    // Today live: 100 000 rows held in memory by a sensor that republishes them when asked
+    // (at most once a second), as `tsusen run` does.
+    let today = DAY0 + 10;
+    let live_rows = day_rows(today, 100_000, &mut rng);
+    let stop = Arc::new(AtomicBool::new(false));
+    publish(
+        &s.live,
+        LiveSummary {
+            rows: live_rows.clone(),
+            ..Default::default()
+        },
+    );
+    let sensor = {
+        let (live, stop) = (s.live.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if live.wanted() {
+                    publish(
+                        &live,
+                        LiveSummary {
+                            rows: live_rows.clone(),
+                            ..Default::default()
+                        },
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    report(&s, "live 100k rows: /api/attempts", "/api/attempts");
+    report(&s, "live 100k rows: /api/trendlines", "/api/trendlines");
+    load(&s, "live: load /api/trendlines", "/api/trendlines", 5);
+    load(
+        &s,
+        "live: load /api/attempts?port=22&sort=count",
+        "/api/attempts?port=22&sort=count",
+        5,
+    );
+    stop.store(true, Ordering::Relaxed);
+    sensor.join().unwrap();
+    println!(
+        "peak RSS of the test process: {:.0} MiB (before serving: {rss0:.0} MiB)",
+        peak_rss_mib()
+    );
+    drop(s);
+
+    // One day of a million rows.
+    let dir = temp_dir("perf1");
+    write_day(&dir, DAY0, &day_rows(DAY0, 1_000_000, &mut rng));
+    let len = std::fs::metadata(dir.join("2024-03-01.csv")).unwrap().len();
+    let s = start_on(dir);
+    println!("-- 1 day of 1 000 000 rows ({} MB)", len / 1_000_000);
+    report(&s, "/api/attempts", "/api/attempts");
+    report(
+        &s,
+        "/api/attempts?port=445&sort=count",
+        "/api/attempts?port=445&sort=count",
+    );
+    report(&s, "/api/trendlines", "/api/trendlines");
+    let _: IpAddr = "203.0.113.1".parse().unwrap();
+    println!("peak RSS of the test process: {:.0} MiB", peak_rss_mib());
+}
+
+/// The load measure: `wrk -t2 -c50 -d10s --latency` against `/`, `/api/trendlines` and a
+/// filtered `/api/attempts` page, over 10 days of 100 000 rows, files only and then with a live
+/// sensor republishing 100 000 rows whenever asked. Skips when wrk is not installed.
+#[test]
+#[ignore]
+fn wrk_load() {
+    if std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("SKIP: wrk is not installed (apt-get install wrk)");
+        return;
+    }
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let dir = temp_dir("wrk");
+    for i in 0..10 {
+        write_day(&dir, DAY0 + i, &day_rows(DAY0 + i, 100_000, &mut rng));
+    }
+    let live_rows = day_rows(DAY0 + 10, 100_000, &mut rng);
+    let rss0 = peak_rss_mib();
+    let s = start_on(dir);
+    let wrk = |label: &str, path: &str| {
+        let url = format!("http://{}{path}", s.addr);
+        let out = std::process::Command::new("wrk")
+            .args([
+                "-t2",
+                "-c50",
+                "-d10s",
+                "--latency",
+                "-H",
+                "Accept-Encoding: gzip",
+                &url,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pick = |prefix: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(prefix))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+                .unwrap_or_else(|| "?".into())
+        };
+        let errors = text
+            .lines()
+            .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
+            .unwrap_or("no errors");
+        println!(
+            "{label:<48} {:>9} req/s  p50 {:>8}  p99 {:>8}  ({})",
+            pick("Requests/sec:"),
+            pick("50%"),
+            pick("99%"),
+            errors.trim()
+        );
+    };
+    let attempts = "/api/attempts?port=22&sort=count&page=2";
+    // Warm the caches as a first visit would.
+    for p in ["/api/trendlines", attempts] {
+        assert_eq!(get(&s, p, &[]).status, 200);
+    }
+    println!("-- 10 days x 100 000 rows, files only");
+    wrk("/", "/");
+    wrk("/api/trendlines", "/api/trendlines");
+    wrk(attempts, attempts);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sensor = {
+        let (live, stop) = (s.live.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let summary = || LiveSummary {
+                rows: live_rows.clone(),
+                ..Default::default()
+            };
+            publish(&live, summary());
+            let mut n = 1;
+            while !stop.load(Ordering::Relaxed) {
+                if live.wanted() {
+                    publish(&live, summary());
+                    n += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            n
+        })
+    };
+    println!("-- the same, with a live sensor holding 100 000 rows of today");
+    wrk("/api/trendlines", "/api/trendlines");
+    wrk(attempts, attempts);
+    stop.store(true, Ordering::Relaxed);
+    println!("live publications: {}", sensor.join().unwrap());
+    println!(
+        "peak RSS of the process: {:.0} MiB (of which {rss0:.0} MiB before the server started)",
+        peak_rss_mib()
+    );
+}
