@@ -2,6 +2,7 @@
 //! that name the option. A usage error exits with status 2.
 
 use std::collections::VecDeque;
+use std::process::ExitCode;
 
 pub struct Usage(pub String);
 
@@ -83,4 +84,20 @@ pub fn parse(spec: &Spec, args: Vec<String>) -> Result<Parsed, Usage> {
         }
     }
     Ok(p)
+}
+
+/// Parses a subcommand's arguments. `Err` carries the exit status when there is nothing more
+/// to do: the help was printed (0), or a usage error reported (2).
+pub fn parse_or_exit(spec: &Spec, args: Vec<String>) -> Result<Parsed, ExitCode> {
+    match parse(spec, args) {
+        Ok(p) if p.help => {
+            println!("{}", spec.help);
+            Err(ExitCode::SUCCESS)
+        }
+        Ok(p) => Ok(p),
+        Err(u) => {
+            eprintln!("{}", u.0);
+            Err(ExitCode::from(2))
+        }
+    }
 }

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod detect;
 pub mod faults;
 pub mod hash;
+pub mod json;
 pub mod logger;
 pub mod policy;
 pub mod privilege;

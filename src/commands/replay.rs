@@ -51,14 +51,10 @@ Exit status: 0 done; 1 a file could not be read (the others are still counted); 
 };
 
 pub fn main(args: Vec<String>) -> ExitCode {
-    let p = match cli::parse(&SPEC, args) {
+    let p = match cli::parse_or_exit(&SPEC, args) {
         Ok(p) => p,
-        Err(u) => return usage_exit(u),
+        Err(code) => return code,
     };
-    if p.help {
-        println!("{}", SPEC.help);
-        return ExitCode::SUCCESS;
-    }
     let s = match settings(&p, "replay") {
         Ok(s) => s,
         Err(u) => return usage_exit(u),

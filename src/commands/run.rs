@@ -66,14 +66,10 @@ fn wall_clock() -> i64 {
 }
 
 pub fn main(args: Vec<String>) -> ExitCode {
-    let p = match cli::parse(&SPEC, args) {
+    let p = match cli::parse_or_exit(&SPEC, args) {
         Ok(p) => p,
-        Err(u) => return usage_exit(u),
+        Err(code) => return code,
     };
-    if p.help {
-        println!("{}", SPEC.help);
-        return ExitCode::SUCCESS;
-    }
     if let Some(extra) = p.positional.first() {
         return usage_exit(cli::Usage(format!(
             "tsusen run: unexpected argument '{extra}'\nTry 'tsusen run --help'."

@@ -5,6 +5,7 @@
 //! Unix seconds, and `details` a flat object whose keys depend on the type.
 
 use crate::addr::Addr;
+use crate::json::string;
 use std::fmt::{self, Write};
 
 /// The event types of issue 5.
@@ -133,25 +134,6 @@ fn value(out: &mut String, v: &Value) {
             out.push(']');
         }
     }
-}
-
-/// A JSON string literal (RFC 8259): quotes, backslashes and control characters escaped.
-fn string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

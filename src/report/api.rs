@@ -3,11 +3,11 @@
 
 use super::data::{Data, DayStats, PeriodKey, Snapshot, TOP};
 use super::days::date_text;
-use super::json;
 use super::live::LiveHandle;
 use super::query::{Filter, Query};
 use super::services;
 use super::trend::{self, Rules};
+use crate::json;
 use crate::proto::{self, SortRank};
 use crate::tables::Row;
 use std::cmp::Ordering;

@@ -102,7 +102,7 @@ impl Reply {
 
     fn refusal(r: Refusal) -> Reply {
         let mut body = String::from("{\"error\":");
-        super::json::string(&mut body, &r.1);
+        crate::json::string(&mut body, &r.1);
         body.push('}');
         Reply::json(r.0, &body, false)
     }

@@ -15,7 +15,6 @@ mod api;
 mod data;
 mod days;
 mod http;
-mod json;
 pub mod live;
 mod query;
 pub mod serve_cmd;

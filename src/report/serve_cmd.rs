@@ -30,14 +30,10 @@ Exit status: 0 stopped by a signal; 1 cannot listen; 2 usage.",
 };
 
 pub fn main(args: Vec<String>) -> ExitCode {
-    let p = match cli::parse(&SPEC, args) {
+    let p = match cli::parse_or_exit(&SPEC, args) {
         Ok(p) => p,
-        Err(u) => return usage_exit(u),
+        Err(code) => return code,
     };
-    if p.help {
-        println!("{}", SPEC.help);
-        return ExitCode::SUCCESS;
-    }
     if let Some(extra) = p.positional.first() {
         return usage_exit(Usage(format!(
             "tsusen serve: unexpected argument '{extra}'\nTry 'tsusen serve --help'."

@@ -2,8 +2,8 @@
 //! Prometheus text format. Without a sensor (`tsusen serve`) only the server's own figures.
 
 use super::api::{unix_now, Report, LIVE_WAIT};
-use super::json;
 use super::live::LiveSummary;
+use crate::json;
 use std::fmt::Write;
 use std::sync::atomic::Ordering as AtomicOrdering;
 

@@ -11,8 +11,8 @@
 //! twice that median. Spiking series are always drawn: they are what the page is for.
 
 use super::data::DayStats;
-use super::json;
 use super::services;
+use crate::json;
 use crate::proto;
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -1,5 +1,6 @@
-//! A few helpers to write JSON by hand: the answers are flat lists of numbers and short
-//! strings, and writing them straight into one buffer keeps a page of a million rows cheap.
+//! A few helpers to write JSON by hand, for the report's answers and the threat events: they
+//! are flat lists of numbers and short strings, and writing them straight into one buffer
+//! keeps a page of a million rows cheap.
 
 use std::fmt::Write;
 
