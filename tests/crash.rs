@@ -9,6 +9,7 @@
 mod common;
 
 use common::pcapgen::*;
+use common::rng::Rng;
 use std::collections::BTreeMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
@@ -24,19 +25,6 @@ const SECONDS: u64 = 1500;
 const WRITE_PERIOD: u64 = 5;
 const SPEED: &str = "40";
 const KILLS: usize = 100;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Inbound SYNs from a rolling set of sources, inbound UDP queries, and our own UDP queries
 /// answered from outside (replies that must never count, even across a restart).
@@ -82,7 +70,6 @@ fn stream(path: &Path) -> u64 {
             };
             packets.push(Packet::at(start + s, eth(&frame)));
         }
-        let _ = rng.below(2);
     }
     write_pcap(path, LINKTYPE_ETHERNET, &packets).unwrap();
     attempts
@@ -201,7 +188,7 @@ fn killed_at_random_and_at_fault_points_loses_at_most_the_cut_periods() {
         let fault = (rng.below(2) == 0).then_some("0.15");
         let restart = SystemTime::now();
         let mut child = replay(&pcap, &logs, &state, true, fault).spawn().unwrap();
-        let wait = Duration::from_millis(60 + rng.below(400));
+        let wait = Duration::from_millis(60 + rng.below(400) as u64);
         let t = Instant::now();
         let mut status = None;
         while t.elapsed() < wait {

@@ -3,23 +3,13 @@
 //! checksum). Every input must decode or be refused with a reason: no panic, no runaway
 //! allocation. One million inputs by default (TSUSEN_FUZZ_ITERATIONS to change).
 
+mod common;
+
+use common::rng::Rng;
 use tsusen::addr::Addr;
 use tsusen::classify::FlowState;
 use tsusen::sensor::Stats;
 use tsusen::store::snapshot::{crc32, decode, ReplayPosition, State, VERSION};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn valid(flows: usize) -> Vec<u8> {
     let state = State {

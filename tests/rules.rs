@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::rng::Rng;
+
 use common::pcapgen::*;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -152,17 +154,6 @@ fn day_of(sec: u64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
     format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// Deterministic xorshift64.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 /// `n` packets over 3000 s around midnight, every one an attempt; and the model.

@@ -293,24 +293,10 @@ impl FlowSensors {
         let p = &self.params;
         if portscan {
             let n = p.portscan_flows as usize + 1;
-            let (w, _) = self.portscan.touch(key, Window::new, Window::clear);
-            if let Some(oldest) = w.push(n, now, f.dport, f.dst) {
-                if oldest > now - p.window_secs && w.process_at <= now {
-                    w.process_at = now.saturating_add(p.holdoff_secs);
-                    self.stats.portscan_events += 1;
-                    out.push(Event {
-                        kind: EventKind::Portscan,
-                        observer: f.observer.into(),
-                        offender: Some(f.src),
-                        timestamp: oldest,
-                        details: vec![
-                            ("flows", Value::Int(n as i64)),
-                            ("window", Value::Int(p.window_secs)),
-                            ("dst_ports", Value::Ints(w.distinct_ports())),
-                            ("attacked_hosts", Value::Strs(w.take_dsts())),
-                        ],
-                    });
-                }
+            let e = windowed(&mut self.portscan, key, n, f, now, p, EventKind::Portscan);
+            if let Some(e) = e {
+                self.stats.portscan_events += 1;
+                out.push(e);
             }
         }
         if winscan {
@@ -332,24 +318,9 @@ impl FlowSensors {
         }
         if spam {
             let n = p.spam_flows as usize + 1;
-            let (w, _) = self.spam.touch(key, Window::new, Window::clear);
-            if let Some(oldest) = w.push(n, now, f.dport, f.dst) {
-                if oldest > now - p.window_secs && w.process_at <= now {
-                    w.process_at = now.saturating_add(p.holdoff_secs);
-                    self.stats.spam_events += 1;
-                    out.push(Event {
-                        kind: EventKind::Spam,
-                        observer: f.observer.into(),
-                        offender: Some(f.src),
-                        timestamp: oldest,
-                        details: vec![
-                            ("flows", Value::Int(n as i64)),
-                            ("window", Value::Int(p.window_secs)),
-                            ("dst_ports", Value::Ints(w.distinct_ports())),
-                            ("attacked_hosts", Value::Strs(w.take_dsts())),
-                        ],
-                    });
-                }
+            if let Some(e) = windowed(&mut self.spam, key, n, f, now, p, EventKind::Spam) {
+                self.stats.spam_events += 1;
+                out.push(e);
             }
         }
     }
@@ -358,6 +329,37 @@ impl FlowSensors {
 /// net-security's `bits_per_packet_lower_than`: `bytes × 8 / packets <= bits`.
 fn bits_at_most(f: &FlowRecord<'_>, bits: u64) -> bool {
     f.packets > 0 && (f.bytes as u128) * 8 <= (bits as u128) * (f.packets as u128)
+}
+
+/// Counts a flow in its key's window of the last `n` flows: an event of `kind` when the window
+/// is full, its oldest flow within the window's seconds, and the key is not held off.
+fn windowed<K: std::hash::Hash + Eq + Copy>(
+    map: &mut Lru<K, Window>,
+    key: K,
+    n: usize,
+    f: &FlowRecord<'_>,
+    now: i64,
+    p: &FlowParams,
+    kind: EventKind,
+) -> Option<Event> {
+    let (w, _) = map.touch(key, Window::new, Window::clear);
+    let oldest = w.push(n, now, f.dport, f.dst)?;
+    if oldest <= now - p.window_secs || w.process_at > now {
+        return None;
+    }
+    w.process_at = now.saturating_add(p.holdoff_secs);
+    Some(Event {
+        kind,
+        observer: f.observer.into(),
+        offender: Some(f.src),
+        timestamp: oldest,
+        details: vec![
+            ("flows", Value::Int(n as i64)),
+            ("window", Value::Int(p.window_secs)),
+            ("dst_ports", Value::Ints(w.distinct_ports())),
+            ("attacked_hosts", Value::Strs(w.take_dsts())),
+        ],
+    })
 }
 
 #[cfg(test)]

@@ -1,2 +1,3 @@
 pub mod day;
 pub mod pcapgen;
+pub mod rng;
