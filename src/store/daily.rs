@@ -53,6 +53,17 @@ struct Layout {
     base: u64,
 }
 
+impl Layout {
+    /// A file that is one sorted run of `len` bytes.
+    fn compacted(len: u64) -> Layout {
+        Layout {
+            runs: vec![0],
+            len,
+            base: len,
+        }
+    }
+}
+
 /// Sorted rows from one run of a file, or from memory, checked for order as they are read.
 enum Source<'a> {
     Run {
@@ -127,13 +138,8 @@ impl DayFiles {
             Some(l) => !compact && l.len - l.base < l.base.max(APPEND_FLOOR),
             None => false,
         };
-        if append && !rows.is_empty() {
-            match self.append(day, rows) {
-                Ok(true) => return Ok(None),
-                Ok(false) => {} // the file changed under us: compact instead
-                Err(e) => return Err(e),
-            }
-        } else if append {
+        // An append that finds the file changed under us falls back to compaction.
+        if append && (rows.is_empty() || self.append(day, rows)?) {
             return Ok(None);
         }
         self.compact(day, rows).map(Some)
@@ -253,14 +259,7 @@ impl DayFiles {
             return Err(e);
         }
         let len = fs::metadata(&path).map_err(|e| context(&path, e))?.len();
-        self.layouts.insert(
-            day,
-            Layout {
-                runs: vec![0],
-                len,
-                base: len,
-            },
-        );
+        self.layouts.insert(day, Layout::compacted(len));
         Ok(n)
     }
 
@@ -459,14 +458,7 @@ impl DayFiles {
             // A second run, a repeated key, or a file of the original tsusen: merge it.
             return self.compact(day, &[]).map(Some);
         };
-        self.layouts.insert(
-            day,
-            Layout {
-                runs: vec![0],
-                len,
-                base: len,
-            },
-        );
+        self.layouts.insert(day, Layout::compacted(len));
         Ok(Some(rows))
     }
 
