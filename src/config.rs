@@ -37,6 +37,18 @@ pub struct Settings {
     pub scan: ScanParams,
     /// The unprivileged user `run` becomes once its capture socket is open; empty: stay.
     pub run_as: String,
+    /// How live frames are read: the kernel-filtered ring, or pnet_datalink.
+    pub capture_method: CaptureMethod,
+    /// Bytes of the capture ring.
+    pub ring_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaptureMethod {
+    /// AF_PACKET TPACKET_V3 ring with our BPF filter (Linux).
+    Ring,
+    /// pnet_datalink: a recvfrom per frame, no kernel filter; the portable fallback.
+    Pnet,
 }
 
 impl Default for Settings {
@@ -62,6 +74,8 @@ impl Default for Settings {
             event_file: None,
             scan: ScanParams::default(),
             run_as: String::new(),
+            capture_method: CaptureMethod::Ring,
+            ring_bytes: policy::RING_MEGABYTES * 1024 * 1024,
         }
     }
 }
@@ -88,7 +102,6 @@ impl std::error::Error for ConfigError {}
 
 /// Keys that later parts of tsusen read; accepted now so one file serves every version.
 const RESERVED_KEYS: &[&str] = &[
-    "CAPTURE_METHOD",
     "NETFLOW_LISTEN",
     "GEOIP_DATABASE",
     "ASN_DATABASE",
@@ -195,6 +208,16 @@ impl Settings {
                 } else {
                     value.into()
                 })
+            }
+            "CAPTURE_METHOD" => {
+                self.capture_method = match value.to_ascii_lowercase().as_str() {
+                    "ring" => CaptureMethod::Ring,
+                    "pnet" => CaptureMethod::Pnet,
+                    _ => return Err(err("is ring or pnet".into())),
+                }
+            }
+            "RING_SIZE" => {
+                self.ring_bytes = number(value, 1, 1024).map_err(err)? as usize * 1024 * 1024
             }
             k if RESERVED_KEYS.contains(&k) => {}
             _ => return Err(err("unknown setting".into())),

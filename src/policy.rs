@@ -49,6 +49,18 @@ pub const READ_CHUNK: usize = 1024 * 1024;
 /// Seconds a live capture waits for a frame before it checks the clock and signals.
 pub const LIVE_POLL_SECONDS: u64 = 1;
 
+/// Megabytes of the live capture ring (RING_SIZE): about 40 ms of a saturated gigabit link,
+/// or seconds of a span port's usual load, that the kernel holds while the sensor is busy.
+pub const RING_MEGABYTES: usize = 4;
+
+/// Bytes of one ring block: the kernel hands blocks to us whole, so a block holds the largest
+/// (GRO-merged) frame several times over.
+pub const RING_BLOCK_BYTES: usize = 256 * 1024;
+
+/// Milliseconds before the kernel hands over a block that is not full, so a quiet link's
+/// frames still arrive promptly.
+pub const RING_BLOCK_TIMEOUT_MS: u32 = 50;
+
 /// VLAN tags decoded in front of an IP header (802.1Q, 802.1ad); a deeper stack is skipped.
 pub const MAX_VLAN_TAGS: usize = 2;
 

@@ -1096,3 +1096,188 @@ fn chmod(p: &Path, mode: &str) {
         p.display()
     );
 }
+
+/// CAPTURE_METHOD ring (TPACKET_V3 with the kernel filter) and pnet read the same traffic on
+/// the same interface side by side, and write the same rows: SYN probes, a connect scan, a
+/// spoofed SYN burst, UDP and ICMP count; ACK and FIN probes (which the ring's filter keeps in
+/// the kernel, or passes for the detectors) never do.
+#[test]
+fn ring_and_pnet_write_the_same_rows() {
+    if let Some(why) = tool_skip(&["ip", "nmap", "hping3"]) {
+        say!("SKIP ring_and_pnet_write_the_same_rows: {why}");
+        return;
+    }
+    let started = now_secs();
+    let pair = make_pair("r", true, false)
+        .unwrap_or_else(|e| panic!("network namespace set-up failed: {e}"));
+    let tmp = TempDir::new("ring");
+    let mut sensors = Vec::new();
+    for (method, port) in [("ring", "18339"), ("pnet", "18340")] {
+        let dir = tmp.path().join(method);
+        let logs = dir.join("log");
+        fs::create_dir_all(&logs).unwrap();
+        let conf = dir.join("tsusen.conf");
+        fs::write(
+            &conf,
+            format!("CAPTURE_METHOD {method}\nHTTP_ADDRESS 127.0.0.1\nHTTP_PORT {port}\n"),
+        )
+        .unwrap();
+        let mut sensor = Sensor::start(
+            &pair.ns_sensor,
+            &[
+                "--config",
+                conf.to_str().unwrap(),
+                "--interface",
+                &pair.veth_sensor,
+                "--log-dir",
+                logs.to_str().unwrap(),
+                "--local",
+                "198.51.100.0/24",
+            ],
+            &dir,
+        );
+        if !wait_packet_socket(&pair.ns_sensor, &mut sensor, Duration::from_secs(10)) {
+            say!("note: no packet socket seen for {method} after 10 s; going on");
+        }
+        sensors.push((method, sensor, logs));
+    }
+    thread::sleep(Duration::from_secs(1));
+    let hping = |args: &[&str]| {
+        let mut a = vec!["hping3", "-q"];
+        a.extend_from_slice(args);
+        a.push(SENSOR4);
+        in_netns(&pair.ns_out, &a, Duration::from_secs(60));
+    };
+    hping(&["-i", "u100000", "-S", "-p", "25", "-c", "3"]);
+    hping(&["-i", "u100000", "-A", "-p", "26", "-c", "3"]);
+    hping(&["-i", "u100000", "-F", "-p", "27", "-c", "3"]);
+    hping(&["-i", "u100000", "--udp", "-p", "161", "-c", "2"]);
+    hping(&["-i", "u100000", "-1", "-c", "2"]);
+    // No replies come back to spoofed sources: hping3 exits 1 on "100% packet loss".
+    let f = run_timeout(
+        Command::new("ip").args([
+            "netns",
+            "exec",
+            &pair.ns_out,
+            "hping3",
+            "-q",
+            "-i",
+            "u1000",
+            "--rand-source",
+            "-S",
+            "-p",
+            "23",
+            "-c",
+            "1500",
+            SENSOR4,
+        ]),
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("hping3 --rand-source: {e}"));
+    assert!(
+        f.stdout.contains("1500 packets transmitted")
+            || f.stderr.contains("1500 packets transmitted"),
+        "hping3 --rand-source did not send its packets:\n{}\n{}",
+        f.stdout,
+        f.stderr
+    );
+    in_netns(
+        &pair.ns_out,
+        &[
+            "nmap",
+            "-sT",
+            "-Pn",
+            "-n",
+            "--max-retries",
+            "1",
+            "-p",
+            "21,22,80",
+            SENSOR4,
+        ],
+        Duration::from_secs(60),
+    );
+    thread::sleep(Duration::from_millis(500));
+    let mut results = Vec::new();
+    for (method, mut sensor, logs) in sensors {
+        sensor.assert_running("after the traffic");
+        let st = sensor
+            .stop(Duration::from_secs(15))
+            .unwrap_or_else(|e| panic!("{method}: {e}\n{}", sensor.output()));
+        assert!(st.success(), "{method}: exit {st}\n{}", sensor.output());
+        let out = sensor.output();
+        assert!(
+            out.contains(&format!("with {method}")),
+            "{method}: the log does not say it captured with {method}\n{out}"
+        );
+        results.push((method, rows_of_today(&logs, started), out));
+    }
+    let key = |r: &Row| {
+        (
+            r.proto.clone(),
+            r.port.clone(),
+            r.dst.clone(),
+            r.src.clone(),
+        )
+    };
+    let (ring, pnet) = (&results[0].1, &results[1].1);
+    let ctx = || {
+        format!(
+            "ring rows: {}\n{}\npnet rows: {}\n{}",
+            ring.len(),
+            results[0].2,
+            pnet.len(),
+            results[1].2
+        )
+    };
+    assert!(
+        find(ring, "TCP", "25", SENSOR4, OUT4).is_some_and(|r| r.count == 3),
+        "{}",
+        ctx()
+    );
+    for port in ["21", "22", "80"] {
+        assert!(
+            find(ring, "TCP", port, SENSOR4, OUT4).is_some(),
+            "nmap -sT {port}: {}",
+            ctx()
+        );
+    }
+    assert!(
+        find(ring, "UDP", "161", SENSOR4, OUT4).is_some_and(|r| r.count == 2),
+        "{}",
+        ctx()
+    );
+    assert!(
+        find(ring, "ICMP", "-", SENSOR4, OUT4).is_some_and(|r| r.count == 2),
+        "{}",
+        ctx()
+    );
+    let spoofed = ring
+        .iter()
+        .filter(|r| r.port == "23")
+        .map(|r| r.count)
+        .sum::<u64>();
+    assert_eq!(spoofed, 1500, "spoofed SYNs counted by the ring\n{}", ctx());
+    for port in ["26", "27"] {
+        assert!(
+            ring.iter().all(|r| r.port != port),
+            "ACK/FIN probes counted\n{}",
+            ctx()
+        );
+    }
+    assert_eq!(ring.len(), pnet.len(), "row counts differ\n{}", ctx());
+    for (a, b) in ring.iter().zip(pnet.iter()) {
+        assert_eq!(key(a), key(b), "keys differ\n{}", ctx());
+        assert_eq!(a.count, b.count, "counts differ for {a:?} / {b:?}");
+        // Kernel receive time against the time pnet read the frame: the same second, or the next.
+        assert!(
+            a.first.abs_diff(b.first) <= 1 && a.last.abs_diff(b.last) <= 1,
+            "times differ: {a:?} / {b:?}"
+        );
+    }
+    eprintln!(
+        "ring and pnet: {} rows each, {} attempts",
+        ring.len(),
+        ring.iter().map(|r| r.count).sum::<u64>()
+    );
+    drop(pair);
+}

@@ -7,7 +7,8 @@ use crate::policy::{LIVE_POLL_SECONDS, STATE_FILE};
 use crate::report::{self, LiveHandle};
 use crate::sensor::{Flush, Sensor};
 use crate::signals;
-use crate::source::live::{interface_networks, Capture};
+use crate::source::bpf::TcpPass;
+use crate::source::live::{interface_networks, Capture, Options};
 use crate::source::Frame;
 use crate::store::snapshot;
 use crate::tables::day_of;
@@ -81,7 +82,14 @@ pub fn main(args: Vec<String>) -> ExitCode {
     };
     let iface = s.monitor_interface.clone();
     // Open the capture first: a missing privilege or interface is the likeliest failure.
-    let mut capture = match Capture::open(&iface, Duration::from_secs(LIVE_POLL_SECONDS)) {
+    let opts = Options {
+        method: s.capture_method,
+        ring_bytes: s.ring_bytes,
+        // The scan detector and the fingerprints read FIN, NULL, Xmas and RST probes too.
+        tcp: TcpPass::AckClear,
+        poll: Duration::from_secs(LIVE_POLL_SECONDS),
+    };
+    let mut capture = match Capture::open(&iface, &opts) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tsusen run: {e}");
@@ -193,21 +201,37 @@ pub fn main(args: Vec<String>) -> ExitCode {
     };
     let started = now;
     let mut published = (i64::MIN, u64::MAX);
-    let mut publish = |sensor: &Sensor, second: i64| {
+    // Kernel drop counters: read once a second (one getsockopt), logged after a flush that
+    // saw new drops.
+    let (mut drops, mut drops_logged) = (None::<u64>, 0u64);
+    let mut publish = |sensor: &Sensor, second: i64, drops: Option<u64>| {
         if second == published.0 {
             return;
         }
         if sensor.stats.flushes != published.1 || live.wanted() {
-            report::publish(&live, sensor.live_summary(started, &iface));
+            if sensor.stats.flushes != published.1 {
+                if let Some(d) = drops.filter(|&d| d > drops_logged) {
+                    log::warn!(
+                        "capture on {iface}: the kernel dropped {} frames since the last flush ({d} in all)",
+                        d - drops_logged
+                    );
+                    drops_logged = d;
+                }
+            }
+            let mut summary = sensor.live_summary(started, &iface);
+            summary.capture_drops = drops;
+            report::publish(&live, summary);
             published.1 = sensor.stats.flushes;
         }
         published.0 = second;
     };
+    log::info!("capturing on {iface} with {}", capture.method());
+    let mut checked = i64::MIN;
     let mut status = ExitCode::SUCCESS;
     while !signals::stop_requested() {
         match capture.next_frame() {
             Ok(Some(f)) => {
-                let (ts, ts_us) = wall_clock_us();
+                let (ts, ts_us) = f.ts.unwrap_or_else(wall_clock_us);
                 sensor.frame(&Frame {
                     ts,
                     ts_us,
@@ -215,12 +239,17 @@ pub fn main(args: Vec<String>) -> ExitCode {
                     data: f.data,
                     outgoing: f.outgoing,
                 });
-                publish(&sensor, ts);
+                if ts != checked {
+                    checked = ts;
+                    drops = capture.drops().map(|d| d.dropped);
+                }
+                publish(&sensor, ts, drops);
             }
             Ok(None) => {
                 let now = wall_clock();
                 sensor.advance(now);
-                publish(&sensor, now);
+                drops = capture.drops().map(|d| d.dropped);
+                publish(&sensor, now, drops);
             }
             Err(e) => {
                 log::error!("capture on {iface}: {e}");

@@ -1,10 +1,15 @@
-//! Live capture. A named interface (a span port) is opened with pnet_datalink in promiscuous
-//! mode and gives Ethernet frames. `any` uses our own AF_PACKET socket in cooked mode: one
-//! socket for every interface, each frame with its EtherType and direction, which pnet's
-//! receiver throws away (and a tun interface has no Ethernet header to read them from).
+//! Live capture. By default through our TPACKET_V3 ring with a kernel filter ([`super::ring`]).
+//! The fallback (CAPTURE_METHOD pnet): a named interface (a span port) is opened with
+//! pnet_datalink in promiscuous mode and gives Ethernet frames; `any` uses our own AF_PACKET
+//! socket in cooked mode: one socket for every interface, each frame with its EtherType and
+//! direction, which pnet's receiver throws away (and a tun interface has no Ethernet header to
+//! read them from).
 
+use super::bpf::TcpPass;
+use super::ring::{Drops, Ring};
 use super::Link;
 use crate::addr::Cidr;
+use crate::config::CaptureMethod;
 use pnet_datalink::{Channel, Config, DataLinkReceiver, NetworkInterface};
 use std::fmt;
 use std::io;
@@ -65,15 +70,49 @@ pub struct LiveFrame<'a> {
     pub link: Link,
     pub data: &'a [u8],
     pub outgoing: bool,
+    /// The kernel's receive time, when the source gives it (the ring does).
+    pub ts: Option<(i64, u32)>,
 }
 
 pub enum Capture {
+    Ring(Ring),
     Named(Box<dyn DataLinkReceiver>),
     Any(Cooked),
 }
 
+/// How a live capture is opened.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub method: CaptureMethod,
+    pub ring_bytes: usize,
+    /// Which TCP packets the kernel filter lets through.
+    pub tcp: TcpPass,
+    /// How long a read waits before it returns nothing.
+    pub poll: Duration,
+}
+
 impl Capture {
-    pub fn open(interface: &str, poll: Duration) -> Result<Capture, LiveError> {
+    pub fn open(interface: &str, opts: &Options) -> Result<Capture, LiveError> {
+        let poll = opts.poll;
+        if opts.method == CaptureMethod::Ring {
+            let ifindex = if interface == "any" {
+                0
+            } else {
+                find(interface)?.index
+            };
+            let ms = poll.as_millis().min(i32::MAX as u128) as libc::c_int;
+            match Ring::open(interface, ifindex, opts.ring_bytes, opts.tcp, ms) {
+                Ok(r) => return Ok(Capture::Ring(r)),
+                Err(e) => {
+                    let e = classify_err(interface, e);
+                    if matches!(e, LiveError::NotPermitted { .. }) {
+                        return Err(e);
+                    }
+                    // An old or unusual kernel: the portable reader still works.
+                    log::warn!("{e}: capture ring unavailable, reading with pnet instead");
+                }
+            }
+        }
         if interface == "any" {
             return Cooked::open(poll)
                 .map(Capture::Any)
@@ -104,6 +143,7 @@ impl Capture {
                     link: Link::Ethernet,
                     data,
                     outgoing: false,
+                    ts: None,
                 })),
                 Err(e)
                     if matches!(
@@ -116,6 +156,29 @@ impl Capture {
                 Err(e) => Err(e),
             },
             Capture::Any(c) => c.next(),
+            Capture::Ring(r) => Ok(r.next()?.map(|f| LiveFrame {
+                link: f.link,
+                data: f.data,
+                outgoing: f.outgoing,
+                ts: Some((f.ts, f.ts_us)),
+            })),
+        }
+    }
+
+    /// The kernel's count of frames it received and dropped for us, when the source has one.
+    pub fn drops(&mut self) -> Option<Drops> {
+        match self {
+            Capture::Ring(r) => Some(r.drops()),
+            Capture::Any(c) => Some(c.drops()),
+            Capture::Named(_) => None,
+        }
+    }
+
+    /// What reads the frames, for the log.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Capture::Ring(_) => "ring",
+            _ => "pnet",
         }
     }
 }
@@ -151,6 +214,7 @@ pub struct Cooked {
     fd: libc::c_int,
     poll_ms: libc::c_int,
     buf: Vec<u8>,
+    drops: Drops,
 }
 
 impl Cooked {
@@ -171,6 +235,7 @@ impl Cooked {
             fd,
             poll_ms: poll.as_millis().min(i32::MAX as u128) as libc::c_int,
             buf: vec![0; FRAME_BUFFER],
+            drops: Drops::default(),
         })
     }
 
@@ -218,7 +283,29 @@ impl Cooked {
             link: Link::EtherType(u16::from_be(sll.sll_protocol)),
             data: &self.buf[..n as usize],
             outgoing: sll.sll_pkttype == libc::PACKET_OUTGOING,
+            ts: None,
         }))
+    }
+
+    fn drops(&mut self) -> Drops {
+        // SAFETY: tpacket_stats is plain data.
+        let mut st: libc::tpacket_stats = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: valid buffer and length for the call.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut st as *mut libc::tpacket_stats).cast(),
+                &mut len,
+            )
+        };
+        if r == 0 {
+            self.drops.received += st.tp_packets as u64;
+            self.drops.dropped += st.tp_drops as u64;
+        }
+        self.drops
     }
 }
 

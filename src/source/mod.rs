@@ -1,8 +1,10 @@
 //! Where frames come from: capture files (replay) and live interfaces. A source lends each
 //! frame with its timestamp and link type; nothing is copied per packet.
 
+pub mod bpf;
 pub mod capfile;
 pub mod live;
+pub mod ring;
 
 /// How the bytes of a frame begin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
