@@ -156,7 +156,7 @@ impl Capture {
                 Err(e) => Err(e),
             },
             Capture::Any(c) => c.next(),
-            Capture::Ring(r) => Ok(r.next()?.map(|f| LiveFrame {
+            Capture::Ring(r) => Ok(r.next_frame()?.map(|f| LiveFrame {
                 link: f.link,
                 data: f.data,
                 outgoing: f.outgoing,

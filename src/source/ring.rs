@@ -228,7 +228,7 @@ impl Ring {
     }
 
     /// The next frame, `None` when the poll period passed (or a signal came) without one.
-    pub fn next(&mut self) -> io::Result<Option<RingFrame<'_>>> {
+    pub fn next_frame(&mut self) -> io::Result<Option<RingFrame<'_>>> {
         loop {
             if self.held && self.left == 0 {
                 self.release();
