@@ -5,6 +5,10 @@
 /// Seconds between two flushes of the current day's attempts to its CSV file (tsusen: 15 min).
 pub const WRITE_PERIOD: u64 = 900;
 
+/// Flush period of a replay that can neither resume (no --state-file) nor was given one: longer
+/// than any capture, so each day is written once.
+pub const REPLAY_WRITE_PERIOD: u64 = 100 * 366 * 86_400;
+
 /// Seconds a UDP/other-protocol flow may stay idle before its next packet starts a new flow.
 pub const FLOW_TIMEOUT: u64 = 300;
 

@@ -4,6 +4,7 @@
 use super::{settings, usage_exit, EXIT_FAILURE, EXIT_USAGE};
 use crate::addr::NetSet;
 use crate::cli::{self, Spec};
+use crate::policy;
 use crate::sensor::{Flush, Sensor};
 use crate::signals;
 use crate::source::capfile::{CapError, CaptureFile};
@@ -55,10 +56,20 @@ pub fn main(args: Vec<String>) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let s = match settings(&p, "replay") {
+    let mut s = match settings(&p, "replay") {
         Ok(s) => s,
         Err(u) => return usage_exit(u),
     };
+    let resumable = s
+        .state_file
+        .as_ref()
+        .is_some_and(|f| !f.as_os_str().is_empty());
+    if !resumable && !p.flag("--realtime") && p.last("--write-period").is_none() {
+        // Periodic flushes keep a live sensor's losses small; a replay that cannot resume
+        // gains nothing from them, and each costs a read-back of the day at compaction.
+        // Days are written when they end, when the table fills, and at the end of the input.
+        s.write_period = policy::REPLAY_WRITE_PERIOD;
+    }
     if s.local_networks.is_empty() {
         eprintln!(
             "tsusen replay: no local networks: give --local CIDR (or LOCAL_NETWORKS in the config); \

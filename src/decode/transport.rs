@@ -22,7 +22,10 @@ pub fn decode(p: &mut Packet, seg: &[u8]) -> Result<(), Skip> {
             p.tcp_flags = seg[13];
             p.tcp_seq = tcp.seq_number().0 as u32;
             p.tcp_window = tcp.window_len();
-            p.tcp_opts = TcpOptSig::parse(seg[12] >> 4, &seg[20..hlen]);
+            // Only probes (ACK clear) are fingerprinted: the bulk of TCP skips the walk.
+            if p.tcp_flags & flags::ACK == 0 {
+                p.tcp_opts = TcpOptSig::parse(seg[12] >> 4, &seg[20..hlen]);
+            }
         }
         proto::UDP | proto::UDPLITE => {
             if seg.len() < 8 {

@@ -106,10 +106,28 @@ impl AttemptTable {
 
     /// The rows in file order, leaving the table empty.
     pub fn take_sorted(&mut self, order: &RowOrder) -> Vec<Row> {
-        self.index.fill(EMPTY);
+        self.clear_index();
         let mut rows = std::mem::replace(&mut self.rows, Vec::with_capacity(self.capacity));
-        rows.sort_unstable_by(|a, b| order.rows(a, b));
+        order.sort(&mut rows);
         rows
+    }
+
+    /// Empties the index: slot by slot for the rows held when they are few (a periodic flush
+    /// of a quiet period), else in one sweep.
+    fn clear_index(&mut self) {
+        if self.rows.len() * 16 >= self.index.len() {
+            self.index.fill(EMPTY);
+            return;
+        }
+        for n in 0..self.rows.len() {
+            let r = self.rows[n];
+            let mut i = self.hash(&r.key, r.day()) as usize & self.mask;
+            // Every row has its slot on its probe path: clear the one that points at it.
+            while self.index[i] as u32 as usize != n {
+                i = (i + 1) & self.mask;
+            }
+            self.index[i] = EMPTY;
+        }
     }
 
     /// A copy of the rows, for a view of today that does not disturb counting.
