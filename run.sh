@@ -28,6 +28,9 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 cargo build --release
+# The sensor drops from root to this user once its capture socket is open (RUN_AS).
+id tsusen >/dev/null 2>&1 ||
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin tsusen
 mkdir -p /var/log/tsusen
 config=()
 [ -f tsusen.conf ] && config=(--config tsusen.conf)

@@ -37,6 +37,8 @@ pub struct Settings {
     pub scan: ScanParams,
     /// The unprivileged user `run` becomes once its capture socket is open; empty: stay.
     pub run_as: String,
+    /// RUN_AS was given: a missing user is then an error, not a warning.
+    pub run_as_set: bool,
     /// How live frames are read: the kernel-filtered ring, or pnet_datalink.
     pub capture_method: CaptureMethod,
     /// Bytes of the capture ring.
@@ -73,7 +75,8 @@ impl Default for Settings {
             syslog: None,
             event_file: None,
             scan: ScanParams::default(),
-            run_as: String::new(),
+            run_as: policy::RUN_AS.into(),
+            run_as_set: false,
             capture_method: CaptureMethod::Ring,
             ring_bytes: policy::RING_MEGABYTES * 1024 * 1024,
         }
@@ -195,7 +198,8 @@ impl Settings {
                 self.scan.hash_max = number(value, 1, 1 << 20).map_err(err)? as usize
             }
             "RUN_AS" => {
-                self.run_as = if value == "none" {
+                self.run_as_set = true;
+                self.run_as = if value == "none" || value.is_empty() {
                     String::new()
                 } else {
                     value.into()

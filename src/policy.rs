@@ -30,6 +30,9 @@ pub const STATE_FILE: &str = "/var/lib/tsusen/state.bin";
 /// Interface captured when none is given: every interface, as the original tsusen.
 pub const MONITOR_INTERFACE: &str = "any";
 
+/// The unprivileged user `run` becomes once its capture socket is open (scanlogd's way).
+pub const RUN_AS: &str = "tsusen";
+
 /// Address and port of the report page (as the original tsusen).
 pub const HTTP_ADDRESS: &str = "0.0.0.0";
 pub const HTTP_PORT: u16 = 8339;

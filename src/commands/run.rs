@@ -126,7 +126,17 @@ pub fn main(args: Vec<String>) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    if !s.run_as.is_empty() {
+    // SAFETY: getuid cannot fail and touches no memory.
+    let root = unsafe { libc::getuid() == 0 };
+    if root && !s.run_as_set && crate::privilege::lookup(&s.run_as).is_err() {
+        // The default user is made by the packages (and run.sh); a bare machine lacks it.
+        log::warn!(
+            "no user '{}' to drop to: running as root; create it \
+             (useradd --system --no-create-home --shell /usr/sbin/nologin {}) or set RUN_AS none",
+            s.run_as,
+            s.run_as
+        );
+    } else if !s.run_as.is_empty() {
         // Before any thread starts: capabilities belong to each thread.
         let mut dirs = vec![s.log_directory.as_path()];
         if let Some(parent) = state_file.as_deref().and_then(|f| f.parent()) {
