@@ -395,6 +395,7 @@ fn ipk_structure_init_script_and_uci_mapping() {
             "WRITE_PERIOD",
             "TABLE_CAPACITY",
             "FLOW_CAPACITY",
+            "RING_SIZE",
         ] {
             let want = format!("{key} {}\n", setting(&profile, key).unwrap());
             assert!(
@@ -406,6 +407,9 @@ fn ipk_structure_init_script_and_uci_mapping() {
             generated.contains("MONITOR_INTERFACE pppoe-wan\n"),
             "{generated}"
         );
+        for line in ["RUN_AS nobody\n", "CAPTURE_METHOD ring\n"] {
+            assert!(generated.contains(line), "no `{line}` in\n{generated}");
+        }
         assert!(
             generated.contains("IGNORE_ADDRESSES 255.255.255.255 127.0.0.1 0.0.0.0\n"),
             "{generated}"
