@@ -118,6 +118,24 @@ fn address(out: &mut [u8], a: &Addr) -> usize {
     }
 }
 
+/// Each octet's digits, three bytes a value, with its length: no division per octet.
+const OCTETS: [([u8; 3], u8); 256] = {
+    let mut t = [([0u8; 3], 0u8); 256];
+    let mut v = 0;
+    while v < 256 {
+        let (h, d, u) = ((v / 100) as u8, (v / 10 % 10) as u8, (v % 10) as u8);
+        t[v] = if v >= 100 {
+            ([b'0' + h, b'0' + d, b'0' + u], 3)
+        } else if v >= 10 {
+            ([b'0' + d, b'0' + u, 0], 2)
+        } else {
+            ([b'0' + u, 0, 0], 1)
+        };
+        v += 1;
+    }
+    t
+};
+
 fn ipv4(out: &mut [u8], octets: [u8; 4]) -> usize {
     let mut n = 0;
     for (k, octet) in octets.into_iter().enumerate() {
@@ -125,7 +143,9 @@ fn ipv4(out: &mut [u8], octets: [u8; 4]) -> usize {
             out[n] = b'.';
             n += 1;
         }
-        n += decimal(&mut out[n..], octet as u64);
+        let (digits, len) = &OCTETS[octet as usize];
+        out[n..n + 3].copy_from_slice(digits);
+        n += *len as usize;
     }
     n
 }
