@@ -37,6 +37,9 @@ pub struct Settings {
     pub scan: ScanParams,
     /// The unprivileged user `run` becomes once its capture socket is open; empty: stay.
     pub run_as: String,
+    /// UDP address for NetFlow v5/v9 and IPFIX input (`collect`; `run` listens only when
+    /// it is set).
+    pub netflow_listen: Option<String>,
 }
 
 impl Default for Settings {
@@ -62,6 +65,7 @@ impl Default for Settings {
             event_file: None,
             scan: ScanParams::default(),
             run_as: String::new(),
+            netflow_listen: None,
         }
     }
 }
@@ -89,7 +93,6 @@ impl std::error::Error for ConfigError {}
 /// Keys that later parts of tsusen read; accepted now so one file serves every version.
 const RESERVED_KEYS: &[&str] = &[
     "CAPTURE_METHOD",
-    "NETFLOW_LISTEN",
     "GEOIP_DATABASE",
     "ASN_DATABASE",
     "MQTT_URL",
@@ -196,6 +199,15 @@ impl Settings {
                     value.into()
                 })
             }
+            "NETFLOW_LISTEN" => {
+                self.netflow_listen = match value {
+                    "" | "none" | "off" => None,
+                    v => {
+                        netflow_address(v).map_err(err)?;
+                        Some(v.into())
+                    }
+                }
+            }
             k if RESERVED_KEYS.contains(&k) => {}
             _ => return Err(err("unknown setting".into())),
         }
@@ -235,6 +247,16 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A NetFlow listening address: `ADDR:PORT`, `[V6]:PORT`, or a bare port (on every
+/// IPv4 address).
+pub fn netflow_address(v: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = v.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    v.parse()
+        .map_err(|_| format!("'{v}' is not ADDRESS:PORT (e.g. 0.0.0.0:2055 or [::]:2055)"))
 }
 
 /// Seconds, possibly fractional (`3`, `0.5`), as whole milliseconds.

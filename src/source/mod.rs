@@ -3,6 +3,7 @@
 
 pub mod capfile;
 pub mod live;
+pub mod netflow;
 
 /// How the bytes of a frame begin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
