@@ -416,7 +416,10 @@ mod tests {
         assert_eq!((v[0].count, v[0].key.port), (3, Some(161)));
         // A tie in start time: the reverse did not start earlier.
         let mut r = FlowRules::new(rules(), 30, 100, 100);
-        let v = run(&mut r, &[flow(OURS, 5353, THEM, 53, proto::UDP), reply_at(0)]);
+        let v = run(
+            &mut r,
+            &[flow(OURS, 5353, THEM, 53, proto::UDP), reply_at(0)],
+        );
         assert_eq!(v.len(), 1);
     }
 

@@ -145,9 +145,8 @@ impl FlowInput {
         while let Some(b) = self.listener.try_recv() {
             self.batch(sensor, b);
         }
-        self.rules.finish(&mut |a| {
-            sensor.attempts(&a.key, a.first, a.last, a.count)
-        });
+        self.rules
+            .finish(&mut |a| sensor.attempts(&a.key, a.first, a.last, a.count));
     }
 
     pub fn counters(&self) -> (Counters, FlowRuleStats) {
@@ -175,7 +174,12 @@ impl FlowInput {
     pub fn summary(&self) -> String {
         let mut s = String::from("netflow:");
         for (i, (k, v)) in self.pairs().into_iter().enumerate() {
-            let _ = write!(s, "{} {} {v}", if i == 0 { "" } else { "," }, k.replace('_', "-"));
+            let _ = write!(
+                s,
+                "{} {} {v}",
+                if i == 0 { "" } else { "," },
+                k.replace('_', "-")
+            );
         }
         s
     }

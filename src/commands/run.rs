@@ -118,9 +118,9 @@ pub fn main(args: Vec<String>) -> ExitCode {
     // NetFlow input: bound now, while we may still bind any port; its thread starts after
     // privileges are dropped.
     let netflow = p.last("--netflow").or(s.netflow_listen.as_deref());
-    let netflow_socket = match netflow.map(|v| {
-        crate::config::netflow_address(v).map_err(|e| format!("NETFLOW_LISTEN: {e}"))
-    }) {
+    let netflow_socket = match netflow
+        .map(|v| crate::config::netflow_address(v).map_err(|e| format!("NETFLOW_LISTEN: {e}")))
+    {
         None => None,
         Some(Err(e)) => return usage_exit(cli::Usage(format!("tsusen run: {e}"))),
         Some(Ok(addr)) => match crate::source::netflow::listen::bind(addr) {

@@ -178,7 +178,11 @@ pub(super) fn to_flow(r: &Raw, exporter: Addr, base: &TimeBase) -> Option<Flow> 
         sport,
         dport,
         proto: r.proto,
-        tcp_flags: if r.proto == proto::TCP { r.tcp_flags } else { 0 },
+        tcp_flags: if r.proto == proto::TCP {
+            r.tcp_flags
+        } else {
+            0
+        },
         icmp,
         packets: r.packets.or(r.total_packets).unwrap_or(0),
         bytes: r.bytes.or(r.total_bytes).unwrap_or(0),
