@@ -4,13 +4,18 @@
 //! - **TCP**, from a non-local source to a local destination, when the flags seen include SYN:
 //!   with ACK clear every packet is a probe or a retransmitted SYN and counts (less one when
 //!   RST is set too: the scanner's reset after our SYN-ACK); with ACK set the connection went
-//!   on, and it counts once, at the flow's start.
+//!   on, and it counts once, at the flow's start — unless it is the answer to a connection
+//!   our side opened (its SYN-ACK and ACKs carry SYN and ACK too): that is told as for UDP
+//!   below, from our side's SYN record.
 //! - **ICMP/ICMPv6** queries (the packet rules' types) from outside to ours: every packet.
 //! - **UDP and every other protocol**: a record from outside to ours counts its packets unless
 //!   the exchange was begun by our side: a reverse record (ours to theirs, same ports) that
 //!   started earlier and was still live (within FLOW_TIMEOUT) when this one began. Both
 //!   directions feed one conversation per endpoint pair, as the packet flow table does, so an
 //!   exchange split into several records by the exporter keeps its initiator.
+//!   When both directions carry the same start (softflowd stamps the two records of one
+//!   bidirectional flow with one start time), the record towards the lower port is taken as
+//!   the first (a client talks to a service's port); with equal ports, the inbound one.
 //!   Records arrive out of order (each direction is exported when it ends), so these are held
 //!   back FLOW_RECORD_HOLD seconds after arrival and then decided in order of their start;
 //!   at most FLOW_RECORDS_HELD wait, beyond which the earliest-started is decided at once.
@@ -84,10 +89,11 @@ struct Held {
 }
 
 impl Held {
-    /// Start time; on a tie the inbound record first (a reverse record must have started
-    /// strictly earlier to say our side began); then arrival.
-    fn rank(&self) -> (i64, bool, u64) {
-        (self.flow.first_ms, !self.inbound, self.seq)
+    /// Start time; on a tie the record towards the lower port (a client's), then the inbound
+    /// one (a reverse record must have started earlier to say our side began); then arrival.
+    fn rank(&self) -> (i64, bool, bool, u64) {
+        let f = &self.flow;
+        (f.first_ms, f.dport >= f.sport, !self.inbound, self.seq)
     }
 }
 
@@ -167,37 +173,35 @@ impl FlowRules {
         }
         let (inbound, outbound) = self.direction(f);
         match f.proto {
-            proto::TCP => {
-                if !inbound || f.tcp_flags & SYN == 0 {
-                    return;
-                }
-                if f.tcp_flags & ACK != 0 {
-                    self.emit(f, 1, true, out);
-                } else {
-                    let n = f.packets.saturating_sub((f.tcp_flags & RST != 0) as u64);
-                    self.emit(f, n, false, out);
-                }
+            proto::TCP if f.tcp_flags & SYN == 0 => {}
+            proto::TCP if inbound && f.tcp_flags & ACK == 0 => {
+                let n = f.packets.saturating_sub((f.tcp_flags & RST != 0) as u64);
+                self.emit(f, n, false, out);
             }
+            proto::TCP if inbound || outbound => self.hold(f, inbound, arrival, out),
             proto::ICMP | proto::ICMPV6 => {
                 let query = f.icmp.is_some_and(|(t, _)| icmp_query(f.proto, t));
                 if inbound && query {
                     self.emit(f, f.packets, false, out);
                 }
             }
-            _ if inbound || outbound => {
-                self.seq += 1;
-                self.held.push(Reverse(Held {
-                    flow: *f,
-                    inbound,
-                    arrival,
-                    seq: self.seq,
-                }));
-                while self.held.len() > self.max_held {
-                    self.stats.forced += 1;
-                    self.decide_next(out);
-                }
-            }
+            proto::TCP => {}
+            _ if inbound || outbound => self.hold(f, inbound, arrival, out),
             _ => {}
+        }
+    }
+
+    fn hold(&mut self, f: &Flow, inbound: bool, arrival: i64, out: &mut dyn FnMut(FlowAttempt)) {
+        self.seq += 1;
+        self.held.push(Reverse(Held {
+            flow: *f,
+            inbound,
+            arrival,
+            seq: self.seq,
+        }));
+        while self.held.len() > self.max_held {
+            self.stats.forced += 1;
+            self.decide_next(out);
         }
     }
 
@@ -300,7 +304,11 @@ impl FlowRules {
             return;
         }
         if conv.counted && conv.initiator_is_a == from_a {
-            self.emit(f, f.packets, false, out);
+            if f.proto == proto::TCP {
+                self.emit(f, 1, true, out);
+            } else {
+                self.emit(f, f.packets, false, out);
+            }
         } else {
             self.stats.local_began += 1;
         }
@@ -395,6 +403,17 @@ mod tests {
         assert_eq!((v[0].first, v[0].last), (1_700_000_000, 1_700_000_002));
         assert_eq!((v[2].first, v[2].last), (1_700_000_000, 1_700_000_000));
         assert_eq!(v[0].key.port, Some(22));
+        // The SYN-ACK side of a connection we opened, same start as our SYN (softflowd) or
+        // later: not an attempt.
+        let mut ours = flow(OURS, 50_000, THEM, 80, proto::TCP);
+        ours.tcp_flags = SYN | ACK;
+        let mut answer = flow(THEM, 80, OURS, 50_000, proto::TCP);
+        answer.tcp_flags = SYN | ACK;
+        for delta in [0, 3] {
+            let mut a = answer;
+            a.first_ms += delta;
+            assert!(run(&mut r, &[a, ours]).is_empty());
+        }
     }
 
     #[test]
@@ -414,11 +433,21 @@ mod tests {
         let v = run(&mut r, &[answer, probe]);
         assert_eq!(v.len(), 1);
         assert_eq!((v[0].count, v[0].key.port), (3, Some(161)));
-        // A tie in start time: the reverse did not start earlier.
+        // A tie in start time: the record towards the lower port began it.
         let mut r = FlowRules::new(rules(), 30, 100, 100);
         let v = run(
             &mut r,
             &[flow(OURS, 5353, THEM, 53, proto::UDP), reply_at(0)],
+        );
+        assert!(v.is_empty());
+        let mut answer0 = answer;
+        answer0.first_ms = probe.first_ms;
+        assert_eq!(run(&mut r, &[answer0, probe]).len(), 1);
+        // Equal ports: the inbound one.
+        let mut r = FlowRules::new(rules(), 30, 100, 100);
+        let v = run(
+            &mut r,
+            &[flow(OURS, 0, THEM, 0, 47), flow(THEM, 0, OURS, 0, 47)],
         );
         assert_eq!(v.len(), 1);
     }

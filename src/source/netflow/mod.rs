@@ -50,6 +50,8 @@ pub struct Counters {
     pub datagrams: u64,
     /// Flow records decoded.
     pub records: u64,
+    /// Packets those records stand for.
+    pub packets: u64,
     /// Datagrams or sets cut short (shorter than their header or their records).
     pub truncated: u64,
     /// Datagrams of a version other than 5, 9 and 10.
@@ -92,10 +94,11 @@ impl Counters {
     }
 
     /// `name value` pairs, for the summary line and the metrics.
-    pub fn pairs(&self) -> [(&'static str, u64); 14] {
+    pub fn pairs(&self) -> [(&'static str, u64); 15] {
         [
             ("datagrams", self.datagrams),
             ("records", self.records),
+            ("packets", self.packets),
             ("truncated", self.truncated),
             ("bad_version", self.bad_version),
             ("bad_length", self.bad_length),
@@ -143,12 +146,18 @@ impl Decoder {
             return;
         };
         let c = &mut self.counters;
+        let mut packets = 0u64;
+        let emit = &mut |f: Flow| {
+            packets = packets.saturating_add(f.packets);
+            emit(f)
+        };
         match version {
             5 => v5::decode(exporter, datagram, c, emit),
             9 => v9::decode(exporter, datagram, &mut self.templates, c, emit),
             10 => ipfix::decode(exporter, datagram, &mut self.templates, c, emit),
             _ => c.bad_version += 1,
         }
+        c.packets = c.packets.saturating_add(packets);
     }
 }
 
