@@ -205,9 +205,9 @@ fn v9_ipv6_options_padding_and_wrap() {
 #[test]
 fn v9_lying_lengths_and_bad_templates() {
     let t = v9_template_set();
-    let mut short_set = v9(1, T0, 0, &[t.clone()]);
+    let mut short_set = v9(1, T0, 0, std::slice::from_ref(&t));
     short_set[22..24].copy_from_slice(&2u16.to_be_bytes()); // set length below its header
-    let mut long_set = v9(1, T0, 0, &[t.clone()]);
+    let mut long_set = v9(1, T0, 0, std::slice::from_ref(&t));
     long_set[22..24].copy_from_slice(&4000u16.to_be_bytes());
     let low_id = v9(1, T0, 0, &[set(0, &template(255, V4_FIELDS))]);
     let no_fields = v9(1, T0, 0, &[set(0, &template(260, &[]))]);
@@ -403,7 +403,7 @@ fn ipfix_variable_length_enterprise_fields_and_withdrawal() {
 #[test]
 fn ipfix_lying_message_lengths_and_bad_templates() {
     let t = set(2, &template(400, IPFIX_MS_FIELDS));
-    let good = ipfix(T0, 0, &[t.clone()]);
+    let good = ipfix(T0, 0, std::slice::from_ref(&t));
     let mut long = good.clone();
     long[2..4].copy_from_slice(&2000u16.to_be_bytes());
     let mut short = good.clone();
@@ -871,5 +871,217 @@ fn softflowd_export_matches_replay_and_nfdump() {
         let want = if version == "5" { all - 4 } else { all };
         assert_eq!(nf_packets, want, "-v {version}");
         let _ = std::fs::remove_dir_all(dir.0.join("csv"));
+    }
+}
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Two network namespaces joined by a veth pair, removed on drop: the sensor's side
+/// (198.51.100.10/24) and the outside (203.0.113.7).
+struct Namespaces {
+    inside: String,
+    outside: String,
+}
+
+impl Namespaces {
+    fn new() -> Option<Namespaces> {
+        let n = std::process::id() % 100_000;
+        let ns = Namespaces {
+            inside: format!("tsnf-in-{n}"),
+            outside: format!("tsnf-out-{n}"),
+        };
+        let (i, o) = (ns.inside.as_str(), ns.outside.as_str());
+        let (va, vb) = (format!("tnfa{n}"), format!("tnfb{n}"));
+        let ok = sh(&["ip", "netns", "add", i])
+            && sh(&["ip", "netns", "add", o])
+            && sh(&[
+                "ip", "link", "add", &va, "type", "veth", "peer", "name", &vb,
+            ])
+            && sh(&["ip", "link", "set", &va, "netns", i])
+            && sh(&["ip", "link", "set", &vb, "netns", o])
+            && sh(&["ip", "-n", i, "link", "set", "lo", "up"])
+            && sh(&["ip", "-n", i, "link", "set", &va, "name", "va", "up"])
+            && sh(&["ip", "-n", o, "link", "set", &vb, "name", "vb", "up"])
+            && sh(&[
+                "ip",
+                "-n",
+                i,
+                "addr",
+                "add",
+                "198.51.100.10/24",
+                "dev",
+                "va",
+            ])
+            && sh(&["ip", "-n", o, "addr", "add", "203.0.113.7/32", "dev", "vb"])
+            && sh(&["ip", "-n", i, "route", "add", "203.0.113.7/32", "dev", "va"])
+            && sh(&[
+                "ip",
+                "-n",
+                o,
+                "route",
+                "add",
+                "198.51.100.0/24",
+                "dev",
+                "vb",
+            ]);
+        ok.then_some(ns)
+    }
+
+    fn exec<'a>(&self, ns: &'a str, cmd: &[&'a str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).args(cmd);
+        c
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        sh(&["ip", "netns", "del", &self.inside]);
+        sh(&["ip", "netns", "del", &self.outside]);
+    }
+}
+
+/// fprobe captures the sensor's end of a veth and exports NetFlow v5 to `tsusen collect` in
+/// the same namespace, while tcpdump records the same packets; an nmap SYN scan, an nmap UDP
+/// probe and pings come from outside. The collected CSV must have the replay's keys and
+/// counts; first and last seen may differ by a second (fprobe stamps flows from its own
+/// clock when it takes the packet from libpcap, tcpdump from the kernel's timestamp).
+#[test]
+fn fprobe_on_a_veth_matches_replay() {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !is_root {
+        say!("SKIP fprobe_on_a_veth_matches_replay: needs root for network namespaces");
+        return;
+    }
+    let missing: Vec<&str> = ["ip", "fprobe", "tcpdump", "nmap", "ping"]
+        .into_iter()
+        .filter(|t| which(t).is_none())
+        .collect();
+    if !missing.is_empty() {
+        say!("SKIP fprobe_on_a_veth_matches_replay: missing {missing:?}");
+        return;
+    }
+    let Some(ns) = Namespaces::new() else {
+        say!("SKIP fprobe_on_a_veth_matches_replay: cannot make network namespaces here");
+        return;
+    };
+    let dir = Dir::new("fprobe");
+    let port = 2055u16;
+    let conf = dir.0.join("tsusen.conf");
+    std::fs::write(
+        &conf,
+        "HTTP_ADDRESS 127.0.0.1\nSYSLOG none\nWRITE_PERIOD 3600\n",
+    )
+    .unwrap();
+    let csv = dir.0.join("csv");
+    let (csv_s, conf_s) = (csv.to_str().unwrap(), conf.to_str().unwrap());
+    let mut collect = ns
+        .exec(
+            &ns.inside,
+            &[
+                BIN,
+                "collect",
+                "--local",
+                LOCAL4,
+                "--config",
+                conf_s,
+                "--log-dir",
+                csv_s,
+            ],
+        )
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cap = dir.0.join("veth.pcap");
+    let mut tcpdump = ns
+        .exec(&ns.inside, &["tcpdump", "-n", "-U", "-i", "va", "-w"])
+        .arg(&cap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut fprobe = ns
+        .exec(
+            &ns.inside,
+            &[
+                "fprobe", "-l", "2", "-i", "va", "-s", "1", "-d", "1", "-e", "5",
+            ],
+        )
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let o = ns.outside.clone();
+    let scans: [&[&str]; 3] = [
+        &[
+            "nmap",
+            "-sS",
+            "-Pn",
+            "-n",
+            "--max-retries",
+            "0",
+            "-p",
+            "20-29",
+            "198.51.100.10",
+        ],
+        &[
+            "nmap",
+            "-sU",
+            "-Pn",
+            "-n",
+            "--max-retries",
+            "0",
+            "-p",
+            "161",
+            "198.51.100.10",
+        ],
+        &["ping", "-c", "3", "-i", "0.3", "198.51.100.10"],
+    ];
+    for s in scans {
+        let out = run_for(&mut ns.exec(&o, s), 60);
+        assert!(out.status.success(), "{s:?}: {out:?}");
+    }
+    // fprobe's idle timer (1 s) and scan period (1 s), then its export.
+    std::thread::sleep(Duration::from_secs(5));
+    for c in [&mut fprobe, &mut tcpdump] {
+        unsafe { libc_kill(c.id() as i32, 15) };
+        let _ = c.wait();
+    }
+    unsafe { libc_kill(collect.id() as i32, 15) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while collect.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "collect did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut summary = String::new();
+    std::io::Read::read_to_string(collect.stdout.as_mut().unwrap(), &mut summary).unwrap();
+    let rows = read_rows(&csv);
+    let reference = replay(&cap, &dir.0.join("replay"));
+    say!("fprobe: {summary}");
+    for (k, v) in &reference {
+        say!("  replay {k} {v:?}, fprobe {:?}", rows.get(k));
+    }
+    assert!(figure(&summary, "records") > 0, "{summary}");
+    // 10 ports scanned, one UDP probe, one pinging source.
+    assert_eq!(reference.len(), 12, "{reference:?}");
+    let keys = |r: &Rows| r.iter().map(|(k, v)| (k.clone(), v.2)).collect::<Vec<_>>();
+    assert_eq!(keys(&rows), keys(&reference));
+    for (k, (first, last, _)) in &rows {
+        let (rf, rl, _) = reference[k];
+        assert!((first - rf).abs() <= 1 && (last - rl).abs() <= 1, "{k}");
     }
 }

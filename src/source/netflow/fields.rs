@@ -126,7 +126,7 @@ pub(super) struct TimeBase {
 }
 
 impl TimeBase {
-    fn from_uptime(&self, rel: u32, init_in_record: Option<i64>) -> Option<i64> {
+    fn uptime_time(&self, rel: u32, init_in_record: Option<i64>) -> Option<i64> {
         if let Some(up) = self.uptime_ms {
             return Some(uptime_to_unix_ms(self.export_ms, up, rel));
         }
@@ -148,11 +148,11 @@ pub(super) fn to_flow(r: &Raw, exporter: Addr, base: &TimeBase) -> Option<Flow> 
     let delta = |us: u32| base.export_ms - (us / 1000) as i64;
     let first = r
         .first_ms
-        .or_else(|| r.first_up.and_then(|u| base.from_uptime(u, r.init_ms)))
+        .or_else(|| r.first_up.and_then(|u| base.uptime_time(u, r.init_ms)))
         .or_else(|| r.first_delta_us.map(delta))?;
     let last = r
         .last_ms
-        .or_else(|| r.last_up.and_then(|u| base.from_uptime(u, r.init_ms)))
+        .or_else(|| r.last_up.and_then(|u| base.uptime_time(u, r.init_ms)))
         .or_else(|| r.last_delta_us.map(delta))
         .unwrap_or(first);
     let icmp_proto = r.proto == proto::ICMP || r.proto == proto::ICMPV6;
@@ -163,8 +163,7 @@ pub(super) fn to_flow(r: &Raw, exporter: Addr, base: &TimeBase) -> Option<Flow> 
     } else if let Some(t) = r.icmp_type {
         Some((t, r.icmp_code.unwrap_or(0)))
     } else {
-        // Cisco's convention: type and code in the destination port.
-        Some(((r.dport >> 8) as u8, r.dport as u8))
+        Some(super::icmp_from_ports(r.sport, r.dport))
     };
     let (sport, dport) = if proto::has_ports(r.proto) {
         (r.sport, r.dport)

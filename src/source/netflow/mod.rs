@@ -161,6 +161,20 @@ impl Decoder {
     }
 }
 
+/// ICMP type and code from the ports of a record that has no ICMP field. Cisco puts
+/// type × 256 + code in the destination port; some exporters swap the two bytes (fprobe) or
+/// use the source port. An echo reply (type 0) always has code 0, so a zero high byte with a
+/// non-zero low byte can only be swapped.
+pub(crate) fn icmp_from_ports(sport: u16, dport: u16) -> (u8, u8) {
+    let p = if dport == 0 { sport } else { dport };
+    let (hi, lo) = ((p >> 8) as u8, p as u8);
+    if hi == 0 && lo != 0 {
+        (lo, 0)
+    } else {
+        (hi, lo)
+    }
+}
+
 /// Big-endian reads at a fixed offset of a slice the caller has checked is long enough.
 #[inline]
 pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
@@ -184,6 +198,15 @@ pub fn uptime_to_unix_ms(at_ms: i64, uptime_ms: u32, rel_ms: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn icmp_type_from_ports_either_byte_order() {
+        assert_eq!(icmp_from_ports(0, 8 << 8), (8, 0));
+        assert_eq!(icmp_from_ports(0, 3 << 8 | 3), (3, 3));
+        assert_eq!(icmp_from_ports(0, 8), (8, 0)); // fprobe's byte order
+        assert_eq!(icmp_from_ports(0, 0), (0, 0));
+        assert_eq!(icmp_from_ports(13 << 8, 0), (13, 0));
+    }
 
     #[test]
     fn uptime_arithmetic_wraps() {

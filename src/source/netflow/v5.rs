@@ -107,7 +107,7 @@ pub fn decode(exporter: Addr, b: &[u8], c: &mut Counters, emit: &mut dyn FnMut(F
         };
         let p = r.proto();
         let icmp = (p == proto::ICMP || p == proto::ICMPV6)
-            .then(|| ((r.dport() >> 8) as u8, r.dport() as u8));
+            .then(|| super::icmp_from_ports(r.sport(), r.dport()));
         let ported = proto::has_ports(p);
         let first_ms = uptime_to_unix_ms(at, up, r.first());
         c.records += 1;
