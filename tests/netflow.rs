@@ -833,9 +833,21 @@ fn softflowd_export_matches_replay_and_nfdump() {
     pcapgen::write_pcap(&cap, pcapgen::LINKTYPE_ETHERNET, &packets).unwrap();
     let reference = replay(&cap, &dir.0.join("replay"));
     assert_eq!(reference.len(), 19, "{reference:#?}");
-    for version in ["5", "9", "10"] {
+    // IPFIX four more times, with each of softflowd's absolute time formats (-A).
+    let runs: [(&str, Option<&str>); 7] = [
+        ("5", None),
+        ("9", None),
+        ("10", None),
+        ("10", Some("sec")),
+        ("10", Some("milli")),
+        ("10", Some("micro")),
+        ("10", Some("nano")),
+    ];
+    for (version, time_format) in runs {
         let c = Collector::start(&dir.0);
-        let nf_dir = dir.0.join(format!("nfcapd-{version}"));
+        let nf_dir = dir
+            .0
+            .join(format!("nfcapd-{version}-{}", time_format.unwrap_or("up")));
         let nf = Nfcapd::start(nfcapd, &nf_dir, c.port);
         // -a: the export's clock is the capture's, so times come out as captured.
         let out = run_for(
@@ -843,16 +855,22 @@ fn softflowd_export_matches_replay_and_nfdump() {
                 .arg("-a")
                 .arg("-r")
                 .arg(&cap)
-                .args(["-v", version, "-n"])
+                .args(["-v", version])
+                .args(time_format.map(|f| ["-A", f]).iter().flatten())
+                .arg("-n")
                 .arg(format!("127.0.0.1:{}", nf.port)),
             60,
         );
         assert!(out.status.success(), "softflowd: {out:?}");
+        let version = &format!(
+            "{version}{}",
+            time_format.map_or(String::new(), |f| format!(" -A {f}"))
+        );
         std::thread::sleep(Duration::from_millis(500));
         let (nf_flows, nf_packets) = nf.stop(nfdump, &nf_dir);
         let (summary, rows) = c.stop(&dir.0);
         say!("softflowd -v {version}: nfdump flows {nf_flows} packets {nf_packets}; {summary}");
-        let expected = expected_from_replay(&reference, version == "5");
+        let expected = expected_from_replay(&reference, version.as_str() == "5");
         if rows != expected {
             for (k, v) in &rows {
                 say!("  got {k} {v:?} (replay {:?})", reference.get(k));
@@ -868,7 +886,11 @@ fn softflowd_export_matches_replay_and_nfdump() {
         assert_eq!(figure(&summary, "skipped"), 0);
         // Every packet of the capture is in some record (v5: but the 4 IPv6 ones).
         let all = packets.len() as u64;
-        let want = if version == "5" { all - 4 } else { all };
+        let want = if version.as_str() == "5" {
+            all - 4
+        } else {
+            all
+        };
         assert_eq!(nf_packets, want, "-v {version}");
         let _ = std::fs::remove_dir_all(dir.0.join("csv"));
     }
