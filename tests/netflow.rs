@@ -667,13 +667,16 @@ struct Collector {
 
 impl Collector {
     fn start(dir: &Path) -> Collector {
+        Collector::start_with(dir, "", free_tcp_port())
+    }
+
+    fn start_with(dir: &Path, extra_config: &str, http_port: u16) -> Collector {
         let port = free_port();
         let conf = dir.join("tsusen.conf");
         std::fs::write(
             &conf,
             format!(
-                "HTTP_ADDRESS 127.0.0.1\nHTTP_PORT {}\nSYSLOG none\nWRITE_PERIOD 3600\n",
-                free_tcp_port()
+                "HTTP_ADDRESS 127.0.0.1\nHTTP_PORT {http_port}\nSYSLOG none\nWRITE_PERIOD 3600\n{extra_config}"
             ),
         )
         .unwrap();
@@ -1106,4 +1109,190 @@ fn fprobe_on_a_veth_matches_replay() {
         let (rf, rl, _) = reference[k];
         assert!((first - rf).abs() <= 1 && (last - rl).abs() <= 1, "{k}");
     }
+}
+
+/// `tsusen collect` over the wire: bad datagrams are counted, a portscan and a winscan in
+/// v5 records raise the flow sensors' events with the exporter as observer, the attempts
+/// land in the CSV, and /metrics shows the input's counters.
+#[test]
+fn collect_counts_bad_datagrams_raises_flow_events_and_serves_metrics() {
+    let dir = Dir::new("collect");
+    let events = dir.0.join("events.json");
+    let http = free_tcp_port();
+    let c = Collector::start_with(&dir.0, &format!("EVENTS_FILE {}\n", events.display()), http);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = ("127.0.0.1", c.port);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let scanner = [203, 0, 113, 66];
+    let syn = |dport: u16| V5Rec {
+        src: scanner,
+        dst: OURS,
+        packets: 1,
+        octets: 44,
+        first: 999_000,
+        last: 999_000,
+        sport: 40_000,
+        dport,
+        flags: 0x02,
+        proto: 6,
+    };
+    // 120 ports in four datagrams, then one to 445.
+    for chunk in 0..4u16 {
+        let recs: Vec<V5Rec> = (0..30).map(|i| syn(1000 + chunk * 30 + i)).collect();
+        sock.send_to(&v5(1_000_000, now, 0, &recs), to).unwrap();
+    }
+    sock.send_to(&v5(1_000_000, now, 0, &[syn(445)]), to)
+        .unwrap();
+    // Bad ones: an unknown version, a cut v5, v9 data before any template.
+    let mut cut = v5(1_000_000, now, 0, &[syn(1), syn(2)]);
+    cut.truncate(60);
+    sock.send_to(&[0, 7, 0, 1, 2, 3], to).unwrap();
+    sock.send_to(&cut, to).unwrap();
+    sock.send_to(&v9(1, now, 0, &[set(256, &[0; 44])]), to)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut metrics = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut metrics).unwrap();
+    let (summary, rows) = c.stop(&dir.0);
+    say!("{summary}");
+    assert!(
+        metrics.contains("tsusen_netflow_datagrams_total 8"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tsusen_netflow_records_total 121"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tsusen_netflow_bad_version_total 1"),
+        "{metrics}"
+    );
+    assert_eq!(figure(&summary, "datagrams"), 8);
+    assert_eq!(figure(&summary, "bad-version"), 1);
+    assert_eq!(figure(&summary, "truncated"), 1);
+    assert_eq!(figure(&summary, "no-template"), 1);
+    assert_eq!(figure(&summary, "attempts"), 121);
+    assert_eq!(rows.len(), 121);
+    let t = now as i64 - 1;
+    assert_eq!(rows["TCP 445 198.51.100.10 203.0.113.66"], (t, t, 1));
+    let ev = std::fs::read_to_string(&events).unwrap();
+    let kinds: Vec<&str> = ev
+        .lines()
+        .filter(|l| l.contains("\"observer\":\"127.0.0.1\""))
+        .filter_map(|l| l.split("\"type\":\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(
+        kinds.contains(&"portscan") && kinds.contains(&"winscan"),
+        "{ev}"
+    );
+}
+
+/// `tsusen run` with NETFLOW_LISTEN takes flows beside its capture (here on the loopback of
+/// a network namespace of its own), into the same CSV.
+#[test]
+fn run_takes_netflow_beside_its_capture() {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !is_root || which("ip").is_none() || which("bash").is_none() {
+        say!("SKIP run_takes_netflow_beside_its_capture: needs root, ip and bash");
+        return;
+    }
+    let ns = format!("tsnf-run-{}", std::process::id() % 100_000);
+    if !(sh(&["ip", "netns", "add", &ns]) && sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])) {
+        sh(&["ip", "netns", "del", &ns]);
+        say!("SKIP run_takes_netflow_beside_its_capture: cannot make a network namespace");
+        return;
+    }
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            sh(&["ip", "netns", "del", &self.0]);
+        }
+    }
+    let _del = Del(ns.clone());
+    let dir = Dir::new("run");
+    let conf = dir.0.join("tsusen.conf");
+    std::fs::write(
+        &conf,
+        "HTTP_ADDRESS 127.0.0.1\nSYSLOG none\nSTATE_FILE none\nNETFLOW_LISTEN 127.0.0.1:2055\n",
+    )
+    .unwrap();
+    let csv = dir.0.join("csv");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns, BIN, "run", "--interface", "lo"])
+        .args(["--local", LOCAL4, "--config"])
+        .arg(&conf)
+        .arg("--log-dir")
+        .arg(&csv)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lines = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.contains("taking NetFlow/IPFIX on udp") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("tsusen run did not take NetFlow");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let recs: Vec<V5Rec> = [22u16, 23, 80]
+        .iter()
+        .map(|&p| V5Rec {
+            dport: p,
+            ..rec5(5_000, 5_000)
+        })
+        .collect();
+    let datagram = dir.0.join("datagram");
+    std::fs::write(&datagram, v5(10_000, now, 0, &recs)).unwrap();
+    let sent = sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &ns,
+        "bash",
+        "-c",
+        &format!("cat '{}' > /dev/udp/127.0.0.1/2055", datagram.display()),
+    ]);
+    assert!(sent, "could not send the datagram");
+    std::thread::sleep(Duration::from_millis(2500));
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "tsusen run did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = lines.join().unwrap();
+    assert!(log.contains("netflow: datagrams 1, records 3"), "{log}");
+    let rows = read_rows(&csv);
+    let keys: Vec<&str> = rows.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "TCP 22 198.51.100.10 203.0.113.7",
+            "TCP 23 198.51.100.10 203.0.113.7",
+            "TCP 80 198.51.100.10 203.0.113.7"
+        ]
+    );
+    assert!(rows.values().all(|r| r.2 == 3), "{rows:?}");
 }
