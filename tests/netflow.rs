@@ -401,6 +401,37 @@ fn ipfix_variable_length_enterprise_fields_and_withdrawal() {
 }
 
 #[test]
+fn ipfix_biflow_gives_both_directions() {
+    // RFC 5103: reverse counters and flags under enterprise number 29305.
+    let mut tb = template(
+        600,
+        &[(8, 4), (12, 4), (150, 4), (151, 4), (2, 4), (7, 2), (11, 2)],
+    );
+    tb.extend_from_slice(&[0, 4, 0, 1, 0, 6, 0, 1]); // protocolIdentifier, tcpControlBits
+    for (id, len) in [(2u16, 4u16), (6, 1)] {
+        tb.extend_from_slice(&(0x8000 | id).to_be_bytes());
+        tb.extend_from_slice(&len.to_be_bytes());
+        tb.extend_from_slice(&29_305u32.to_be_bytes());
+    }
+    tb[2..4].copy_from_slice(&11u16.to_be_bytes());
+    let mut rec = Vec::new();
+    rec.extend_from_slice(&OURS);
+    rec.extend_from_slice(&THEM);
+    rec.extend_from_slice(&T0.to_be_bytes());
+    rec.extend_from_slice(&(T0 + 2).to_be_bytes());
+    rec.extend_from_slice(&5u32.to_be_bytes());
+    rec.extend_from_slice(&[0, 22, 0x9c, 0x40, 6, 0x12]);
+    rec.extend_from_slice(&4u32.to_be_bytes());
+    rec.push(0x12 | 0x02);
+    let (c, f) = counters_after(&[ipfix(T0, 0, &[set(2, &tb), set(600, &rec)])]);
+    assert_eq!((c.records, c.packets), (1, 9), "{c:?}");
+    assert_eq!(f.len(), 2);
+    assert_eq!((f[1].src, f[1].dst), (Addr::v4(THEM), Addr::v4(OURS)));
+    assert_eq!((f[1].sport, f[1].dport, f[1].packets), (40_000, 22, 4));
+    assert_eq!((f[1].tcp_flags, f[1].first_ms), (0x12, T0 as i64 * 1000));
+}
+
+#[test]
 fn ipfix_lying_message_lengths_and_bad_templates() {
     let t = set(2, &template(400, IPFIX_MS_FIELDS));
     let good = ipfix(T0, 0, std::slice::from_ref(&t));
@@ -836,8 +867,10 @@ fn softflowd_export_matches_replay_and_nfdump() {
     pcapgen::write_pcap(&cap, pcapgen::LINKTYPE_ETHERNET, &packets).unwrap();
     let reference = replay(&cap, &dir.0.join("replay"));
     assert_eq!(reference.len(), 19, "{reference:#?}");
-    // IPFIX four more times, with each of softflowd's absolute time formats (-A).
-    let runs: [(&str, Option<&str>); 7] = [
+    // IPFIX five more times: biflows (RFC 5103, -b), and each of softflowd's absolute time
+    // formats (-A).
+    let runs: [(&str, Option<&str>); 8] = [
+        ("10", Some("bi")),
         ("5", None),
         ("9", None),
         ("10", None),
@@ -859,7 +892,11 @@ fn softflowd_export_matches_replay_and_nfdump() {
                 .arg("-r")
                 .arg(&cap)
                 .args(["-v", version])
-                .args(time_format.map(|f| ["-A", f]).iter().flatten())
+                .args(match time_format {
+                    Some("bi") => vec!["-b"],
+                    Some(f) => vec!["-A", f],
+                    None => vec![],
+                })
                 .arg("-n")
                 .arg(format!("127.0.0.1:{}", nf.port)),
             60,
@@ -867,19 +904,32 @@ fn softflowd_export_matches_replay_and_nfdump() {
         assert!(out.status.success(), "softflowd: {out:?}");
         let version = &format!(
             "{version}{}",
-            time_format.map_or(String::new(), |f| format!(" -A {f}"))
+            match time_format {
+                None => String::new(),
+                Some("bi") => " -b".into(),
+                Some(f) => format!(" -A {f}"),
+            }
         );
         std::thread::sleep(Duration::from_millis(500));
         let (nf_flows, nf_packets) = nf.stop(nfdump, &nf_dir);
         let (summary, rows) = c.stop(&dir.0);
         say!("softflowd -v {version}: nfdump flows {nf_flows} packets {nf_packets}; {summary}");
-        let expected = expected_from_replay(&reference, version.as_str() == "5");
+        let mut expected = expected_from_replay(&reference, version.as_str() == "5");
+        if time_format == Some("bi") {
+            // softflowd -b writes a biflow's forward ICMP type into its reverse type field
+            // too (both from the same end of its flow key), so the pings from outside, the
+            // reverse of the biflow that starts at our lower address, read as echo replies.
+            assert!(expected
+                .remove("ICMP - 198.51.100.10 203.0.113.12")
+                .is_some());
+        }
         if rows != expected {
             for (k, v) in &rows {
                 say!("  got {k} {v:?} (replay {:?})", reference.get(k));
             }
         }
         assert_eq!(rows, expected, "softflowd -v {version}");
+        // Our records are data records, as nfdump's flows are (a biflow is one of each).
         assert_eq!(figure(&summary, "records"), nf_flows, "flows, -v {version}");
         assert_eq!(
             figure(&summary, "packets"),

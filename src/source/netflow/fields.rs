@@ -7,6 +7,9 @@ use super::{uptime_to_unix_ms, Flow};
 use crate::addr::Addr;
 use crate::proto;
 
+/// RFC 5103's enterprise number for the reverse direction of a biflow.
+const REVERSE_PEN: u32 = 29_305;
+
 /// Seconds from the NTP era (1900) to the Unix epoch.
 const NTP_UNIX: i64 = 2_208_988_800;
 
@@ -36,6 +39,11 @@ pub(super) struct Raw {
     last_delta_us: Option<u32>,
     /// systemInitTimeMilliseconds (an options record usually carries it).
     pub init_ms: Option<i64>,
+    /// A biflow's reverse direction (RFC 5103).
+    rev_packets: Option<u64>,
+    rev_bytes: Option<u64>,
+    rev_tcp_flags: u8,
+    rev_icmp_type_code: Option<u16>,
 }
 
 /// An unsigned number in 1 to 8 bytes (RFC 7011 reduced-size encoding).
@@ -74,7 +82,18 @@ pub(super) fn read(t: &Template, b: &[u8]) -> Option<(Raw, usize)> {
         };
         let v = b.get(at..at.checked_add(len)?)?;
         at += len;
-        if f.enterprise {
+        if f.pen == REVERSE_PEN {
+            let n = uint(v);
+            match f.id {
+                1 | 85 => r.rev_bytes = n,
+                2 | 86 => r.rev_packets = n,
+                6 => r.rev_tcp_flags = n.unwrap_or(0) as u8,
+                32 | 139 => r.rev_icmp_type_code = n.map(|x| x as u16),
+                _ => {}
+            }
+            continue;
+        }
+        if f.pen != 0 {
             continue;
         }
         let arr4 = || <[u8; 4]>::try_from(v).ok();
@@ -187,5 +206,31 @@ pub(super) fn to_flow(r: &Raw, exporter: Addr, base: &TimeBase) -> Option<Flow> 
         bytes: r.bytes.or(r.total_bytes).unwrap_or(0),
         first_ms: first,
         last_ms: last.max(first),
+    })
+}
+
+/// The reverse direction of a biflow record, when it saw packets: the endpoints swapped, the
+/// reverse counters and flags, the record's times (RFC 5103 gives the reverse no times of
+/// its own unless reverse time elements are sent, which we do not read).
+pub(super) fn reverse(r: &Raw, fwd: &Flow) -> Option<Flow> {
+    let packets = r.rev_packets.filter(|&p| p > 0)?;
+    let icmp = fwd.icmp.map(|_| match r.rev_icmp_type_code {
+        Some(tc) => ((tc >> 8) as u8, tc as u8),
+        None => (0, 0),
+    });
+    Some(Flow {
+        src: fwd.dst,
+        dst: fwd.src,
+        sport: fwd.dport,
+        dport: fwd.sport,
+        tcp_flags: if fwd.proto == proto::TCP {
+            r.rev_tcp_flags
+        } else {
+            0
+        },
+        icmp,
+        packets,
+        bytes: r.rev_bytes.unwrap_or(0),
+        ..*fwd
     })
 }

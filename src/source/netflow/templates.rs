@@ -19,8 +19,9 @@ pub struct Field {
     pub id: u16,
     /// Bytes, or [`VARIABLE`].
     pub len: u16,
-    /// An enterprise-specific field (IPFIX): not ours to read, only to step over.
-    pub enterprise: bool,
+    /// The enterprise number of an enterprise-specific field (IPFIX), 0 for IANA's. Only
+    /// RFC 5103's reverse elements (29305) are read; others are stepped over.
+    pub pen: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,7 +218,7 @@ mod tests {
             vec![Field {
                 id: 8,
                 len: n,
-                enterprise: false,
+                pen: 0,
             }],
             false,
         )
@@ -263,7 +264,7 @@ mod tests {
             vec![Field {
                 id: 1,
                 len: 0,
-                enterprise: false
+                pen: 0
             }],
             false
         )
@@ -272,7 +273,7 @@ mod tests {
             Field {
                 id: 1,
                 len: 4,
-                enterprise: false
+                pen: 0
             };
             MAX_FIELDS + 1
         ];

@@ -101,9 +101,10 @@ pub(super) fn field_specs(b: &[u8], n: usize, ipfix: bool) -> Option<(Vec<Field>
         let raw = be16(spec, 0);
         let len = be16(spec, 2);
         at += 4;
-        let enterprise = ipfix && raw & 0x8000 != 0;
-        if enterprise {
-            b.get(at..at + 4)?;
+        let mut pen = 0;
+        if ipfix && raw & 0x8000 != 0 {
+            let p = b.get(at..at + 4)?;
+            pen = u32::from_be_bytes([p[0], p[1], p[2], p[3]]).max(1);
             at += 4;
         }
         v.push(Field {
@@ -114,7 +115,7 @@ pub(super) fn field_specs(b: &[u8], n: usize, ipfix: bool) -> Option<(Vec<Field>
             } else {
                 len
             },
-            enterprise,
+            pen,
         });
     }
     Some((v, at))
@@ -182,6 +183,10 @@ pub(super) fn data_set(
             Some(f) => {
                 c.records += 1;
                 emit(f);
+                // A biflow (RFC 5103): its reverse direction as a flow of its own.
+                if let Some(r) = fields::reverse(&raw, &f) {
+                    emit(r);
+                }
             }
             None => c.unusable += 1,
         }
