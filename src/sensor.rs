@@ -242,7 +242,8 @@ impl Sensor {
     /// The table is full: merge what we hold into the files and start again, unless that
     /// just failed.
     fn count_full(&mut self, row: &Row) {
-        if row.first >= self.retry_at {
+        // The sensor's clock, not the row's: a flow record may tell of an earlier time.
+        if self.now.unwrap_or(row.first) >= self.retry_at {
             self.stats.early_flushes += 1;
             self.flush(Flush::Full);
             if self.table.merge(row).is_ok() {

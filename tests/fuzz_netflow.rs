@@ -37,7 +37,17 @@ fn seeds() -> Vec<Vec<u8>> {
     var_rec.extend_from_slice(&[
         4, b'e', b't', b'h', b'0', 0x65, 0x53, 0xf1, 0, 17, 9, 9, 9, 9,
     ]);
+    // A biflow template (RFC 5103 reverse packet count and flags) and a record.
+    let mut bi_t = template(600, &[(8, 4), (12, 4), (150, 4), (2, 4), (4, 1)]);
+    bi_t[2..4].copy_from_slice(&7u16.to_be_bytes());
+    bi_t.extend_from_slice(&[
+        0x80, 2, 0, 4, 0, 0, 0x72, 0x79, 0x80, 6, 0, 1, 0, 0, 0x72, 0x79,
+    ]);
+    let mut bi_rec = OURS.to_vec();
+    bi_rec.extend_from_slice(&THEM);
+    bi_rec.extend_from_slice(&[0x65, 0x53, 0xf1, 0, 0, 0, 0, 5, 6, 0, 0, 0, 4, 0x12]);
     vec![
+        ipfix(1_700_000_000, 3, &[set(2, &bi_t), set(600, &bi_rec)]),
         v5(100_000, 1_700_000_000, 0, &[rec(90_000), rec(95_000)]),
         v9(
             50_000,
@@ -111,6 +121,17 @@ fn mutated_datagrams_never_panic() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let seeds = seeds();
+    // The seeds themselves decode as meant: a biflow's two directions, two v5 records, a v9
+    // record, v9 data with no template yet, an IPFIX record of each template.
+    let whole: Vec<usize> = seeds
+        .iter()
+        .map(|g| {
+            let mut n = 0;
+            Decoder::new().decode(Addr::v4([192, 0, 2, 9]), g, &mut |_| n += 1);
+            n
+        })
+        .collect();
+    assert_eq!(whole, [2, 2, 1, 0, 2]);
     let mut rng = Rng(0x6e66_6c6f_7721_2121);
     let mut d = Decoder::new();
     let started = Instant::now();
