@@ -72,9 +72,12 @@ pub const NETFLOW_TEMPLATES_PER_SOURCE: usize = 256;
 /// Datagrams' worth of decoded flows waiting for the sensor thread before more are dropped.
 pub const NETFLOW_QUEUE: usize = 4096;
 
-/// Seconds a UDP/other flow record from outside is held back before it is counted, waiting
-/// for a reverse record that started earlier (records arrive out of order).
-pub const FLOW_RECORD_HOLD: u64 = 30;
+/// Seconds a UDP/other flow record (or a TCP one with ACK) is held back before it is decided,
+/// waiting for a reverse record that started earlier: each direction is exported when it goes
+/// idle or its active timer fires, so ours may arrive after theirs (by the exporter's scan
+/// period, or more when our side kept sending). Two minutes, well within WRITE_PERIOD.
+pub const FLOW_RECORD_HOLD: u64 = 120;
 
-/// Flow records held back at most; beyond it the earliest-started is decided at once.
-pub const FLOW_RECORDS_HELD: usize = 65_536;
+/// Flow records held back at most (about 128 B each: 131 072 ≈ 16 MiB); beyond it the
+/// earliest-started is decided at once.
+pub const FLOW_RECORDS_HELD: usize = 131_072;

@@ -40,6 +40,11 @@ does from packets; the flow sensors (portscan, winscan, spam) run on every recor
 exporter's address as observer. Flushes every WRITE_PERIOD seconds, at the change of day and
 on SIGINT/SIGTERM, then prints one summary line.
 
+A record from outside to ours counts as for packets: TCP with SYN and no ACK, its packets
+(less one with RST); ICMP queries, their packets; TCP with SYN and ACK, one, and UDP and
+other protocols, their packets, both unless our side began the exchange: these wait two
+minutes for the reverse record before they are decided (records arrive out of order).
+
 Options:
   --config FILE          read settings from FILE (tsusen.conf format)
   --listen ADDR:PORT     UDP address to listen on (NETFLOW_LISTEN, default 0.0.0.0:2055)
@@ -47,6 +52,8 @@ Options:
   --local CIDR           a network of ours (repeat, or LOCAL_NETWORKS); required
   --write-period SECS    seconds between flushes (WRITE_PERIOD, default 900)
   --state-file FILE      snapshot kept at every flush (STATE_FILE; default none)
+  --table-capacity N     rows held in memory before an early flush (TABLE_CAPACITY)
+  --flow-capacity N      exchanges followed at once (FLOW_CAPACITY)
   --alerts               print threat events on stderr too
   -h, --help             this text
 
