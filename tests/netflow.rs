@@ -1346,3 +1346,45 @@ fn run_takes_netflow_beside_its_capture() {
     );
     assert!(rows.values().all(|r| r.2 == 3), "{rows:?}");
 }
+
+/// `Sensor::attempts`: a flow's attempts land in one row of the day of its start, its last
+/// time kept within that day; times no day file can hold are counted as bad.
+#[test]
+fn sensor_attempts_from_flows() {
+    use tsusen::sensor::{Flush, Sensor};
+    use tsusen::tables::Key;
+    let dir = Dir::new("sensor");
+    let mut s = tsusen::config::Settings::default();
+    s.log_directory = dir.0.clone();
+    let local = tsusen::addr::NetSet::new(vec![LOCAL4.parse().unwrap()]);
+    let mut sensor = Sensor::new(&s, local).unwrap();
+    let key = Key {
+        proto: 6,
+        port: Some(22),
+        dst: Addr::v4(OURS),
+        src: Addr::v4(THEM),
+    };
+    let midnight = 1_710_028_800; // 2024-03-10 00:00:00 UTC
+    sensor.advance(midnight + 3600);
+    sensor.attempts(&key, midnight - 10, midnight + 50, 3);
+    sensor.attempts(&key, midnight - 100, midnight - 90, 2);
+    sensor.attempts(&key, midnight + 5, midnight + 6, 1);
+    sensor.attempts(&key, -5, 0, 1);
+    sensor.attempts(&key, midnight, midnight, 0);
+    assert!(sensor.flush(Flush::Stop));
+    assert_eq!((sensor.stats.attempts, sensor.stats.bad_time), (6, 1));
+    let rows = read_rows(&dir.0);
+    let day1 = std::fs::read_to_string(dir.0.join("2024-03-09.csv")).unwrap();
+    assert!(day1.contains(&format!(
+        "TCP 22 198.51.100.10 203.0.113.7 {} {} 5",
+        midnight - 100,
+        midnight - 1
+    )));
+    assert_eq!(
+        rows.len(),
+        1,
+        "one key; the next day's file has its own row"
+    );
+    let day2 = std::fs::read_to_string(dir.0.join("2024-03-10.csv")).unwrap();
+    assert!(day2.contains(&format!("{} {} 1", midnight + 5, midnight + 6)));
+}
