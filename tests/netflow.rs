@@ -1354,8 +1354,10 @@ fn sensor_attempts_from_flows() {
     use tsusen::sensor::{Flush, Sensor};
     use tsusen::tables::Key;
     let dir = Dir::new("sensor");
-    let mut s = tsusen::config::Settings::default();
-    s.log_directory = dir.0.clone();
+    let s = tsusen::config::Settings {
+        log_directory: dir.0.clone(),
+        ..Default::default()
+    };
     let local = tsusen::addr::NetSet::new(vec![LOCAL4.parse().unwrap()]);
     let mut sensor = Sensor::new(&s, local).unwrap();
     let key = Key {
