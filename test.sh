@@ -17,6 +17,8 @@ packages=(
     ca-certificates curl gcc libc6-dev
     iproute2 iputils-ping util-linux procps
     nmap hping3 tcpdump tcpreplay valgrind scanlogd
+    # NetFlow/IPFIX exporters and nfdump's collector, for tests/netflow.rs.
+    softflowd fprobe nfdump
     # Packaging tests: qemu-user-static runs the aarch64 build, binutils' readelf checks that
     # it is static, busybox's ash reads the OpenWrt scripts as the router's shell does.
     qemu-user-static binutils busybox

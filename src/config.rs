@@ -39,6 +39,9 @@ pub struct Settings {
     pub run_as: String,
     /// RUN_AS was given: a missing user is then an error, not a warning.
     pub run_as_set: bool,
+    /// UDP address for NetFlow v5/v9 and IPFIX input (`collect`; `run` listens only when
+    /// it is set).
+    pub netflow_listen: Option<String>,
     /// How live frames are read: the kernel-filtered ring, or pnet_datalink.
     pub capture_method: CaptureMethod,
     /// Bytes of the capture ring.
@@ -79,6 +82,7 @@ impl Default for Settings {
             run_as_set: false,
             capture_method: CaptureMethod::Ring,
             ring_bytes: policy::RING_MEGABYTES * 1024 * 1024,
+            netflow_listen: None,
         }
     }
 }
@@ -104,13 +108,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Keys that later parts of tsusen read; accepted now so one file serves every version.
-const RESERVED_KEYS: &[&str] = &[
-    "NETFLOW_LISTEN",
-    "GEOIP_DATABASE",
-    "ASN_DATABASE",
-    "MQTT_URL",
-    "AMQP_URL",
-];
+const RESERVED_KEYS: &[&str] = &["GEOIP_DATABASE", "ASN_DATABASE", "MQTT_URL", "AMQP_URL"];
 
 impl Settings {
     /// Applies one `KEY value` setting. `origin` names the file and line (or option) for errors.
@@ -223,6 +221,15 @@ impl Settings {
             "RING_SIZE" => {
                 self.ring_bytes = number(value, 1, 1024).map_err(err)? as usize * 1024 * 1024
             }
+            "NETFLOW_LISTEN" => {
+                self.netflow_listen = match value {
+                    "" | "none" | "off" => None,
+                    v => {
+                        netflow_address(v).map_err(err)?;
+                        Some(v.into())
+                    }
+                }
+            }
             k if RESERVED_KEYS.contains(&k) => {}
             _ => return Err(err("unknown setting".into())),
         }
@@ -262,6 +269,16 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A NetFlow listening address: `ADDR:PORT`, `[V6]:PORT`, or a bare port (on every
+/// IPv4 address).
+pub fn netflow_address(v: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = v.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    v.parse()
+        .map_err(|_| format!("'{v}' is not ADDRESS:PORT (e.g. 0.0.0.0:2055 or [::]:2055)"))
 }
 
 /// Seconds, possibly fractional (`3`, `0.5`), as whole milliseconds.

@@ -10,6 +10,7 @@ Commands:
   run       capture live traffic into the daily CSV files
   replay    read pcap/pcapng files as if captured live
   serve     serve the report page and API over the daily files (no capture)
+  collect   take NetFlow v5/v9 and IPFIX from routers into the daily CSV files
 
 'tsusen COMMAND --help' tells more.";
 
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         "run" => commands::run::main(args),
         "replay" => commands::replay::main(args),
         "serve" => tsusen::report::serve_cmd::main(args),
+        "collect" => commands::collect::main(args),
         "-h" | "--help" | "help" => {
             println!("{HELP}");
             ExitCode::SUCCESS

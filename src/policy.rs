@@ -76,3 +76,27 @@ pub const MAX_IPV6_EXTENSIONS: usize = 8;
 
 /// Latest timestamp we accept (9999-12-31T23:59:59Z): beyond it a day has no file name.
 pub const MAX_TIMESTAMP: i64 = 253_402_300_799;
+
+/// Where `tsusen collect` listens for NetFlow v5/v9 and IPFIX when not told (the usual port).
+pub const NETFLOW_LISTEN: &str = "0.0.0.0:2055";
+
+/// v9/IPFIX templates kept over all exporters; the oldest goes when a new one comes (a few
+/// hundred bytes each: 4096 ≈ 1 MiB at most).
+pub const NETFLOW_TEMPLATES: usize = 4096;
+
+/// Templates one exporter and observation domain may hold, so a flood of new template ids
+/// from one source cannot push out the others' (real exporters use a handful).
+pub const NETFLOW_TEMPLATES_PER_SOURCE: usize = 256;
+
+/// Datagrams' worth of decoded flows waiting for the sensor thread before more are dropped.
+pub const NETFLOW_QUEUE: usize = 4096;
+
+/// Seconds a UDP/other flow record (or a TCP one with ACK) is held back before it is decided,
+/// waiting for a reverse record that started earlier: each direction is exported when it goes
+/// idle or its active timer fires, so ours may arrive after theirs (by the exporter's scan
+/// period, or more when our side kept sending). Two minutes, well within WRITE_PERIOD.
+pub const FLOW_RECORD_HOLD: u64 = 120;
+
+/// Flow records held back at most (about 128 B each: 131 072 ≈ 16 MiB); beyond it the
+/// earliest-started is decided at once.
+pub const FLOW_RECORDS_HELD: usize = 131_072;

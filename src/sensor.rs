@@ -5,7 +5,7 @@
 
 use crate::addr::NetSet;
 use crate::alerts::Alerts;
-use crate::classify::{Classifier, FlowStats, PortSet, Rules, Verdict};
+use crate::classify::{Classifier, FlowStats, Rules, Verdict};
 use crate::config::Settings;
 use crate::decode::{self, Skip};
 use crate::policy::MAX_TIMESTAMP;
@@ -83,16 +83,7 @@ pub struct Sensor {
 
 impl Sensor {
     pub fn new(settings: &Settings, local: NetSet) -> io::Result<Sensor> {
-        let mut ignore_ports = PortSet::new();
-        for &(lo, hi) in &settings.ignore_ports {
-            ignore_ports.insert_range(lo, hi);
-        }
-        let rules = Rules {
-            local,
-            ignore_addresses: NetSet::new(settings.ignore_addresses.clone()),
-            ignore_ports,
-            flow_timeout: settings.flow_timeout as i64,
-        };
+        let rules = Rules::from_settings(settings, local);
         Ok(Sensor {
             classifier: Classifier::new(rules, settings.flow_capacity),
             table: AttemptTable::new(settings.table_capacity),
@@ -240,15 +231,50 @@ impl Sensor {
         if self.table.add(key, ts).is_ok() {
             return;
         }
-        // Full: merge what we hold into the files and start again, unless that just failed.
-        if ts >= self.retry_at {
+        self.count_full(&Row {
+            key: *key,
+            first: ts,
+            last: ts,
+            count: 1,
+        });
+    }
+
+    /// The table is full: merge what we hold into the files and start again, unless that
+    /// just failed.
+    fn count_full(&mut self, row: &Row) {
+        // The sensor's clock, not the row's: a flow record may tell of an earlier time.
+        if self.now.unwrap_or(row.first) >= self.retry_at {
             self.stats.early_flushes += 1;
             self.flush(Flush::Full);
-            if self.table.add(key, ts).is_ok() {
+            if self.table.merge(row).is_ok() {
                 return;
             }
         }
-        self.stats.lost += 1;
+        self.stats.lost += row.count;
+    }
+
+    /// `count` attempts under `key` seen from `first` to `last` (Unix seconds), all at once:
+    /// what a flow record stands for. They count on the day of `first`; a `last` past that
+    /// day's end is kept to it, so a row never claims a time outside its file's day.
+    pub fn attempts(&mut self, key: &Key, first: i64, last: i64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        if !(0..=MAX_TIMESTAMP).contains(&first) {
+            self.stats.bad_time += 1;
+            return;
+        }
+        let day_end = (day_of(first) + 1) * 86_400 - 1;
+        let row = Row {
+            key: *key,
+            first,
+            last: last.clamp(first, day_end),
+            count,
+        };
+        self.stats.attempts += count;
+        if self.table.merge(&row).is_err() {
+            self.count_full(&row);
+        }
     }
 
     /// Moves the clock to `now`: flushes when the write period is up or the day changed.

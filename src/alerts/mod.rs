@@ -9,6 +9,7 @@ pub use sink::Sinks;
 
 use crate::decode::Packet;
 use crate::detect::fingerprint::{FingerprintParams, FingerprintState, Fingerprinter};
+use crate::detect::flows::{FlowParams, FlowRecord, FlowSensors};
 use crate::detect::scan::{Report, ScanDetector, ScanParams, ScanState};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::thread::JoinHandle;
@@ -37,6 +38,8 @@ pub struct AlertStats {
     pub labels: u64,
     /// Alerts dropped because the sinks fell behind.
     pub dropped: u64,
+    /// Events of the flow sensors (portscan, winscan, spam).
+    pub flow_events: u64,
 }
 
 pub struct Alerts {
@@ -47,6 +50,9 @@ pub struct Alerts {
     tx: Option<SyncSender<Alert>>,
     sink: Option<JoinHandle<()>>,
     pub stats: AlertStats,
+    /// net-security's flow sensors, made when the first flow record comes.
+    flow_sensors: Option<FlowSensors>,
+    flow_events: Vec<crate::detect::Event>,
 }
 
 impl Alerts {
@@ -64,7 +70,24 @@ impl Alerts {
             tx,
             sink,
             stats: AlertStats::default(),
+            flow_sensors: None,
+            flow_events: Vec::new(),
         }
+    }
+
+    /// One flow record (NetFlow/IPFIX) arriving at `now`, through the flow sensors; its
+    /// observer is in the record. `outbound`: from ours to the outside.
+    pub fn flow_record(&mut self, f: &FlowRecord<'_>, outbound: bool, now: i64) {
+        let sensors = self
+            .flow_sensors
+            .get_or_insert_with(|| FlowSensors::new(FlowParams::default()));
+        sensors.observe(f, outbound, now, &mut self.flow_events);
+        let mut events = std::mem::take(&mut self.flow_events);
+        for e in events.drain(..) {
+            self.stats.flow_events += 1;
+            self.send(Alert::Event(e.to_json()));
+        }
+        self.flow_events = events;
     }
 
     /// One inbound TCP packet (the caller has applied the local networks and ignore lists).

@@ -1,6 +1,7 @@
 //! The counting rules: which packets are connection attempts from the outside, and under which
 //! key they count. The classifier owns the flow table.
 
+pub mod flow_rules;
 mod flows;
 mod ports;
 
@@ -17,12 +18,39 @@ const ICMP_QUERIES: [u8; 4] = [8, 13, 15, 17];
 /// ICMPv6 echo request.
 const ICMPV6_ECHO_REQUEST: u8 = 128;
 
+/// Whether an ICMP (`proto` 1) or ICMPv6 (58) message of `icmp_type` is a query from its
+/// sender: the only ICMP that counts.
+#[inline]
+pub fn icmp_query(proto: u8, icmp_type: u8) -> bool {
+    match proto {
+        proto::ICMP => ICMP_QUERIES.contains(&icmp_type),
+        proto::ICMPV6 => icmp_type == ICMPV6_ECHO_REQUEST,
+        _ => false,
+    }
+}
+
 pub struct Rules {
     pub local: NetSet,
     pub ignore_addresses: NetSet,
     pub ignore_ports: PortSet,
     /// Seconds a flow may stay idle and still go on.
     pub flow_timeout: i64,
+}
+
+impl Rules {
+    /// The rules the settings ask for, with `local` as our networks.
+    pub fn from_settings(settings: &crate::config::Settings, local: NetSet) -> Rules {
+        let mut ignore_ports = PortSet::new();
+        for &(lo, hi) in &settings.ignore_ports {
+            ignore_ports.insert_range(lo, hi);
+        }
+        Rules {
+            local,
+            ignore_addresses: NetSet::new(settings.ignore_addresses.clone()),
+            ignore_ports,
+            flow_timeout: settings.flow_timeout as i64,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,8 +123,7 @@ impl Classifier {
                     && p.tcp_flags & (flags::SYN | flags::ACK | flags::RST | flags::FIN)
                         == flags::SYN
             }
-            proto::ICMP => inbound && ICMP_QUERIES.contains(&p.icmp_type),
-            proto::ICMPV6 => inbound && p.icmp_type == ICMPV6_ECHO_REQUEST,
+            proto::ICMP | proto::ICMPV6 => inbound && icmp_query(p.proto, p.icmp_type),
             _ => {
                 let timeout = r.flow_timeout;
                 self.flows.observe(p, now, timeout, inbound)

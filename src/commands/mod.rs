@@ -1,5 +1,6 @@
 //! The subcommands, each a thin driver over the sensor.
 
+pub mod collect;
 pub mod replay;
 pub mod run;
 

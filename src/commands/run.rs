@@ -1,5 +1,6 @@
 //! `tsusen run`: live capture into the daily files until SIGINT or SIGTERM.
 
+use super::collect::FlowInput;
 use super::{settings, usage_exit, EXIT_FAILURE, EXIT_USAGE};
 use crate::addr::NetSet;
 use crate::cli::{self, Spec};
@@ -37,6 +38,8 @@ Options:
   --write-period SECS    seconds between flushes (WRITE_PERIOD, default 900)
   --state-file FILE      snapshot kept at every flush (STATE_FILE, default
                          /var/lib/tsusen/state.bin; 'none' keeps none)
+  --netflow ADDR:PORT    also take NetFlow v5/v9 and IPFIX on this UDP address
+                         (NETFLOW_LISTEN; default: none)
   -h, --help             this text
 
 Exit status: 0 stopped by a signal; 1 capture or file failure; 2 usage.",
@@ -49,6 +52,7 @@ Exit status: 0 stopped by a signal; 1 capture or file failure; 2 usage.",
         "--table-capacity",
         "--flow-capacity",
         "--state-file",
+        "--netflow",
     ],
     flags: &[],
 };
@@ -119,7 +123,24 @@ pub fn main(args: Vec<String>) -> ExitCode {
         Some(p) if p.as_os_str().is_empty() => None,
         Some(p) => Some(p.clone()),
     };
-    let mut sensor = match Sensor::new(&s, NetSet::new(local)) {
+    // NetFlow input: bound now, while we may still bind any port; its thread starts after
+    // privileges are dropped.
+    let netflow = p.last("--netflow").or(s.netflow_listen.as_deref());
+    let netflow_socket = match netflow
+        .map(|v| crate::config::netflow_address(v).map_err(|e| format!("NETFLOW_LISTEN: {e}")))
+    {
+        None => None,
+        Some(Err(e)) => return usage_exit(cli::Usage(format!("tsusen run: {e}"))),
+        Some(Ok(addr)) => match crate::source::netflow::listen::bind(addr) {
+            Ok(sock) => Some(sock),
+            Err(e) => {
+                eprintln!("tsusen run: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        },
+    };
+    let local_set = NetSet::new(local);
+    let mut sensor = match Sensor::new(&s, local_set.clone()) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("tsusen run: {e}");
@@ -153,6 +174,17 @@ pub fn main(args: Vec<String>) -> ExitCode {
         }
     }
     sensor.alerts = Some(super::alerts(&s, &iface, true, false));
+    let mut flows = match netflow_socket.map(|sock| FlowInput::start(sock, &s, local_set)) {
+        None => None,
+        Some(Ok(f)) => {
+            log::info!("taking NetFlow/IPFIX on udp {}", f.addr());
+            Some(f)
+        }
+        Some(Err(e)) => {
+            eprintln!("tsusen run: netflow: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
     signals::install();
     let now = wall_clock();
     if let Some(path) = state_file {
@@ -214,7 +246,10 @@ pub fn main(args: Vec<String>) -> ExitCode {
     // Kernel drop counters: read once a second (one getsockopt), logged after a flush that
     // saw new drops.
     let (mut drops, mut drops_logged) = (None::<u64>, 0u64);
-    let mut publish = |sensor: &Sensor, second: i64, drops: Option<u64>| {
+    let mut publish = |sensor: &Sensor,
+                       second: i64,
+                       drops: Option<u64>,
+                       flows: Option<&FlowInput>| {
         if second == published.0 {
             return;
         }
@@ -230,6 +265,9 @@ pub fn main(args: Vec<String>) -> ExitCode {
             }
             let mut summary = sensor.live_summary(started, &iface);
             summary.capture_drops = drops;
+            if let Some(f) = flows {
+                summary.netflow = f.pairs();
+            }
             report::publish(&live, summary);
             published.1 = sensor.stats.flushes;
         }
@@ -238,6 +276,8 @@ pub fn main(args: Vec<String>) -> ExitCode {
     log::info!("capturing on {iface} with {}", capture.method());
     let mut checked = i64::MIN;
     let mut status = ExitCode::SUCCESS;
+    // Flows are taken from their queue once a second, between frames.
+    let mut flows_drained = i64::MIN;
     while !signals::stop_requested() {
         match capture.next_frame() {
             Ok(Some(f)) => {
@@ -253,13 +293,21 @@ pub fn main(args: Vec<String>) -> ExitCode {
                     checked = ts;
                     drops = capture.drops().map(|d| d.dropped);
                 }
-                publish(&sensor, ts, drops);
+                if let Some(fl) = flows.as_mut().filter(|_| ts != flows_drained) {
+                    fl.drain(&mut sensor, ts);
+                    flows_drained = ts;
+                }
+                publish(&sensor, ts, drops, flows.as_ref());
             }
             Ok(None) => {
                 let now = wall_clock();
                 sensor.advance(now);
                 drops = capture.drops().map(|d| d.dropped);
-                publish(&sensor, now, drops);
+                if let Some(fl) = flows.as_mut() {
+                    fl.drain(&mut sensor, now);
+                    flows_drained = now;
+                }
+                publish(&sensor, now, drops, flows.as_ref());
             }
             Err(e) => {
                 log::error!("capture on {iface}: {e}");
@@ -267,6 +315,10 @@ pub fn main(args: Vec<String>) -> ExitCode {
                 break;
             }
         }
+    }
+    if let Some(fl) = flows.as_mut() {
+        fl.finish(&mut sensor);
+        log::info!("{}", fl.summary());
     }
     sensor.advance(wall_clock());
     if !sensor.flush(Flush::Stop) {

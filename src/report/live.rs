@@ -39,6 +39,8 @@ pub struct LiveSummary {
     /// it) makes the report pass over that day's live rows rather than count them twice,
     /// until the sensor publishes again. `None` here: no such check.
     pub file_lens: Option<Vec<(i64, Option<u64>)>>,
+    /// NetFlow/IPFIX input counters (`name`, value) when the sensor takes flows.
+    pub netflow: Vec<(&'static str, u64)>,
 }
 
 impl LiveSummary {

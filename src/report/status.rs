@@ -153,6 +153,14 @@ impl Report {
                 d.to_string(),
             );
         }
+        for (name, v) in &live.netflow {
+            m(
+                &format!("netflow_{name}_total"),
+                "counter",
+                "NetFlow/IPFIX input (see tsusen collect --help).",
+                v.to_string(),
+            );
+        }
         o
     }
 }

@@ -4,6 +4,7 @@
 pub mod bpf;
 pub mod capfile;
 pub mod live;
+pub mod netflow;
 pub mod ring;
 
 /// How the bytes of a frame begin.

@@ -1,3 +1,4 @@
 pub mod day;
+pub mod netflowgen;
 pub mod pcapgen;
 pub mod rng;
