@@ -37,6 +37,12 @@ pub struct Settings {
     pub scan: ScanParams,
     /// The unprivileged user `run` becomes once its capture socket is open; empty: stay.
     pub run_as: String,
+    /// The bearer token `PUT /YYYY-MM-DD.csv` must present; `None`: PUT is refused.
+    pub put_token: Option<String>,
+    /// A MaxMind DB with countries (GeoLite2/GeoIP2/DB-IP Country or City, ip-location-db).
+    pub geoip_database: Option<PathBuf>,
+    /// A MaxMind DB with autonomous systems (GeoLite2-ASN layout).
+    pub asn_database: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -62,6 +68,9 @@ impl Default for Settings {
             event_file: None,
             scan: ScanParams::default(),
             run_as: String::new(),
+            put_token: None,
+            geoip_database: None,
+            asn_database: None,
         }
     }
 }
@@ -90,8 +99,6 @@ impl std::error::Error for ConfigError {}
 const RESERVED_KEYS: &[&str] = &[
     "CAPTURE_METHOD",
     "NETFLOW_LISTEN",
-    "GEOIP_DATABASE",
-    "ASN_DATABASE",
     "MQTT_URL",
     "AMQP_URL",
 ];
@@ -196,6 +203,20 @@ impl Settings {
                     value.into()
                 })
             }
+            "PUT_TOKEN" => {
+                self.put_token = match value {
+                    "" | "none" => None,
+                    t if t.len() < policy::PUT_TOKEN_MIN || t.contains(char::is_whitespace) => {
+                        return Err(err(format!(
+                            "needs at least {} characters and no spaces",
+                            policy::PUT_TOKEN_MIN
+                        )))
+                    }
+                    t => Some(t.into()),
+                }
+            }
+            "GEOIP_DATABASE" => self.geoip_database = optional_path(value),
+            "ASN_DATABASE" => self.asn_database = optional_path(value),
             k if RESERVED_KEYS.contains(&k) => {}
             _ => return Err(err("unknown setting".into())),
         }
@@ -235,6 +256,11 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A file setting that `none` (or nothing) turns off.
+fn optional_path(v: &str) -> Option<PathBuf> {
+    (!v.is_empty() && v != "none").then(|| v.into())
 }
 
 /// Seconds, possibly fractional (`3`, `0.5`), as whole milliseconds.

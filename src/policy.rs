@@ -57,3 +57,13 @@ pub const MAX_IPV6_EXTENSIONS: usize = 8;
 
 /// Latest timestamp we accept (9999-12-31T23:59:59Z): beyond it a day has no file name.
 pub const MAX_TIMESTAMP: i64 = 253_402_300_799;
+
+/// Shortest PUT_TOKEN accepted: a bearer token is the only guard on rewriting a day's file.
+pub const PUT_TOKEN_MIN: usize = 16;
+
+/// Largest body `PUT /YYYY-MM-DD.csv` takes (about a million rows); more is refused with 413.
+pub const PUT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Seconds an authorised PUT may take to send its body (a slow link at 1 Mbit/s moves 64 MiB
+/// in about 9 minutes; the budget covers the limit on a link of about 2 Mbit/s).
+pub const PUT_BODY_SECONDS: u64 = 300;

@@ -3,6 +3,7 @@
 
 use super::data::{Data, DayStats, PeriodKey, Snapshot, TOP};
 use super::days::date_text;
+use super::geoip::Geo;
 use super::live::LiveHandle;
 use super::query::{Filter, Query};
 use super::services;
@@ -35,6 +36,24 @@ pub struct ReportSettings {
     pub trendline_period: u32,
     pub trendline_daily_threshold: u32,
     pub trendline_daily_burst: u32,
+    /// `PUT /YYYY-MM-DD.csv` needs `Authorization: Bearer` this; `None`: PUT refused.
+    pub put_token: Option<String>,
+    pub geoip_database: Option<PathBuf>,
+    pub asn_database: Option<PathBuf>,
+}
+
+impl ReportSettings {
+    pub fn from_settings(s: &crate::config::Settings) -> ReportSettings {
+        ReportSettings {
+            log_directory: s.log_directory.clone(),
+            trendline_period: s.trendline_period,
+            trendline_daily_threshold: s.trendline_daily_threshold,
+            trendline_daily_burst: s.trendline_daily_burst,
+            put_token: s.put_token.clone(),
+            geoip_database: s.geoip_database.clone(),
+            asn_database: s.asn_database.clone(),
+        }
+    }
 }
 
 /// An answer that is not a 200: status and a one-line reason.
@@ -57,6 +76,8 @@ impl From<std::io::Error> for Refusal {
 /// The report's shared state: settings, the live handle and the data caches.
 pub struct Report {
     pub settings: ReportSettings,
+    /// Countries and AS of sources, for the rows shown.
+    pub geo: Geo,
     pub live: LiveHandle,
     data: Mutex<Data>,
     answers: Mutex<Vec<(String, PeriodKey, Arc<String>)>>,
@@ -64,6 +85,8 @@ pub struct Report {
     rank: SortRank,
     pub requests: AtomicUsize,
     pub refused: AtomicUsize,
+    /// One PUT merge at a time.
+    pub(super) put_lock: Mutex<()>,
 }
 
 pub(super) fn unix_now() -> i64 {
@@ -75,6 +98,10 @@ pub(super) fn unix_now() -> i64 {
 impl Report {
     pub fn new(settings: ReportSettings, live: LiveHandle) -> Report {
         Report {
+            geo: Geo::open(
+                settings.geoip_database.as_deref(),
+                settings.asn_database.as_deref(),
+            ),
             data: Mutex::new(Data::new(settings.log_directory.clone())),
             answers: Mutex::new(Vec::new()),
             settings,
@@ -83,6 +110,7 @@ impl Report {
             rank: SortRank::new(),
             requests: AtomicUsize::new(0),
             refused: AtomicUsize::new(0),
+            put_lock: Mutex::new(()),
         }
     }
 
@@ -238,7 +266,18 @@ impl Report {
         json::key(&mut o, &mut first, "dir");
         json::string(&mut o, if desc { "desc" } else { "asc" });
         json::key(&mut o, &mut first, "columns");
-        o.push_str(r#"["proto","port","service","dst","src","first","last","count"]"#);
+        o.push_str(
+            r#"["proto","port","service","dst","src","first","last","count","country","asn","as_name","tool"]"#,
+        );
+        // Which of the last columns can be filled at all: the page leaves out the others.
+        for (k, on) in [
+            ("geoip", self.geo.has_country()),
+            ("asn", self.geo.has_asn()),
+            ("tools", snap.live.generation > 0),
+        ] {
+            json::key(&mut o, &mut first, k);
+            o.push_str(if on { "true" } else { "false" });
+        }
         json::key(&mut o, &mut first, "rows");
         o.push('[');
         for (i, r) in rows[start..end].iter().enumerate() {
@@ -246,6 +285,7 @@ impl Report {
                 o.push(',');
             }
             row_json(&mut o, r);
+            self.row_extra(&mut o, &snap, r);
         }
         o.push_str("]}");
         let answer = Arc::new(o);
@@ -326,7 +366,19 @@ impl Report {
             if i > 0 {
                 o.push(',');
             }
-            let _ = write!(o, "{{\"ip\":\"{a}\",\"attempts\":{n}}}");
+            let place = self.geo.place(a);
+            let _ = write!(o, "{{\"ip\":\"{a}\",\"attempts\":{n},\"country\":");
+            json::opt_string(&mut o, place.country_text());
+            o.push_str(",\"asn\":");
+            match place.asn {
+                Some(n) => {
+                    let _ = write!(o, "{n}");
+                }
+                None => o.push_str("null"),
+            }
+            o.push_str(",\"tool\":");
+            json::opt_string(&mut o, snap.live.tool_of(a));
+            o.push('}');
         }
         o.push(']');
         json::key(&mut o, &mut f, "sensor");
@@ -336,7 +388,27 @@ impl Report {
     }
 }
 
-/// One row as `[proto, port, service, dst, src, first, last, count]`.
+impl Report {
+    /// The end of a row: `, country, asn, as_name, tool]` (each `null` when unknown), after
+    /// `row_json` left the array open.
+    fn row_extra(&self, o: &mut String, snap: &Snapshot, r: &Row) {
+        let place = self.geo.place(&r.key.src);
+        o.push(',');
+        json::opt_string(o, place.country_text());
+        match place.asn {
+            Some(n) => {
+                let _ = write!(o, ",{n},");
+            }
+            None => o.push_str(",null,"),
+        }
+        json::opt_string(o, place.as_name.as_deref());
+        o.push(',');
+        json::opt_string(o, snap.live.tool_of(&r.key.src));
+        o.push(']');
+    }
+}
+
+/// One row as `[proto, port, service, dst, src, first, last, count` (the caller closes it).
 fn row_json(o: &mut String, r: &Row) {
     let mut buf = [0u8; 4];
     let name = proto::name(r.key.proto, &mut buf);
@@ -352,7 +424,7 @@ fn row_json(o: &mut String, r: &Row) {
     json::opt_string(o, services::name(r.key.proto, r.key.port));
     let _ = write!(
         o,
-        ",\"{}\",\"{}\",{},{},{}]",
+        ",\"{}\",\"{}\",{},{},{}",
         r.key.dst, r.key.src, r.first, r.last, r.count
     );
 }

@@ -3,6 +3,7 @@
 //! and between flushes at most once a second, only while someone is looking); readers take the
 //! current `Arc` and never hold a lock while they work, so the sensor never waits on the page.
 
+use crate::addr::Addr;
 use crate::classify::FlowStats;
 use crate::sensor::Stats;
 use crate::tables::Row;
@@ -39,9 +40,20 @@ pub struct LiveSummary {
     /// it) makes the report pass over that day's live rows rather than count them twice,
     /// until the sensor publishes again. `None` here: no such check.
     pub file_lens: Option<Vec<(i64, Option<u64>)>>,
+    /// Sources the fingerprinter labels now (zmap, masscan …), sorted by address; bounded by
+    /// its capacity. Tool names of one source are joined with `+`.
+    pub tools: Vec<(Addr, String)>,
 }
 
 impl LiveSummary {
+    /// The tool a source is labelled with, if any.
+    pub fn tool_of(&self, a: &Addr) -> Option<&str> {
+        self.tools
+            .binary_search_by(|(k, _)| k.cmp(a))
+            .ok()
+            .map(|i| self.tools[i].1.as_str())
+    }
+
     /// Records the length of the day files of the days `rows` cover, as they are now. The
     /// sensor calls it just before `publish`, on its own thread, after any flush.
     pub fn stamp_files(&mut self, log_directory: &Path) {
