@@ -57,9 +57,39 @@ struct CountryRecord<'a> {
 #[derive(Deserialize)]
 struct AsnRecord<'a> {
     #[serde(default)]
-    autonomous_system_number: Option<u32>,
+    autonomous_system_number: Option<AnyUint>,
     #[serde(borrow, default)]
     autonomous_system_organization: Option<&'a str>,
+}
+
+/// An unsigned number stored as any MaxMind integer type: MaxMind's ASN files use uint32,
+/// other writers uint16 or uint64, and a strict `u32` field refuses all but one.
+struct AnyUint(u64);
+
+impl<'de> Deserialize<'de> for AnyUint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<AnyUint, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = AnyUint;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an unsigned integer")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<AnyUint, E> {
+                Ok(AnyUint(v))
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<AnyUint, E> {
+                u64::try_from(v)
+                    .map(AnyUint)
+                    .map_err(|_| E::custom("too large"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<AnyUint, E> {
+                u64::try_from(v)
+                    .map(AnyUint)
+                    .map_err(|_| E::custom("negative"))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The databases that opened.
@@ -136,7 +166,9 @@ impl Geo {
         }
         if let Some(r) = &self.asn {
             if let Ok(Some(rec)) = r.lookup(ip).and_then(|l| l.decode::<AsnRecord>()) {
-                p.asn = rec.autonomous_system_number;
+                p.asn = rec
+                    .autonomous_system_number
+                    .and_then(|n| u32::try_from(n.0).ok());
                 p.as_name = rec
                     .autonomous_system_organization
                     .map(|s| s.chars().filter(|c| !c.is_control()).take(80).collect());

@@ -11,7 +11,7 @@ Only documentation networks are used (RFC 5737, RFC 3849) and the AS numbers are
 import os
 
 import netaddr
-from mmdb_writer import MMDBWriter
+from mmdb_writer import MMDBWriter, MmdbU16, MmdbU32
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -63,14 +63,15 @@ write(
     ],
 )
 
-# GeoLite2-ASN layout.
+# GeoLite2-ASN layout: the number is a uint32 in MaxMind's files; the second network stores
+# it as a uint16, as smaller writers do, which the reader must take too.
 write(
     "asn.mmdb",
     "GeoLite2-ASN",
     [
-        ("203.0.113.0/24", {"autonomous_system_number": 64500,
+        ("203.0.113.0/24", {"autonomous_system_number": MmdbU32(64500),
                             "autonomous_system_organization": "Example Transit"}),
-        ("2001:db8:9::/48", {"autonomous_system_number": 64501,
+        ("2001:db8:9::/48", {"autonomous_system_number": MmdbU16(64501),
                              "autonomous_system_organization": "Documentation Net"}),
     ],
 )
