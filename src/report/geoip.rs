@@ -121,11 +121,10 @@ fn open(key: &str, path: &Path) -> Option<Reader<Vec<u8>>> {
     match Reader::open_readfile(path) {
         Ok(r) => {
             log::info!(
-                "{key} {}: {} ({} {})",
+                "{key} {}: {}, {} nodes",
                 path.display(),
                 r.metadata().database_type,
-                r.metadata().node_count,
-                "nodes"
+                r.metadata().node_count
             );
             Some(r)
         }
