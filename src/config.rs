@@ -96,12 +96,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Keys that later parts of tsusen read; accepted now so one file serves every version.
-const RESERVED_KEYS: &[&str] = &[
-    "CAPTURE_METHOD",
-    "NETFLOW_LISTEN",
-    "MQTT_URL",
-    "AMQP_URL",
-];
+const RESERVED_KEYS: &[&str] = &["CAPTURE_METHOD", "NETFLOW_LISTEN", "MQTT_URL", "AMQP_URL"];
 
 impl Settings {
     /// Applies one `KEY value` setting. `origin` names the file and line (or option) for errors.

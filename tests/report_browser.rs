@@ -102,7 +102,11 @@ fn the_details_show_country_flags_as_and_tools() {
     };
     let dir = temp_dir("browser-geoip");
     sample_days(&dir);
-    let db = |f: &str| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/geoip").join(f);
+    let db = |f: &str| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/geoip")
+            .join(f)
+    };
     let s = start_with(tsusen::config::Settings {
         log_directory: dir,
         geoip_database: Some(db("country.mmdb")),
@@ -133,7 +137,10 @@ fn the_details_show_country_flags_as_and_tools() {
     for (cc, flag) in [("FR", "\u{1F1EB}\u{1F1F7} "), ("JP", "\u{1F1EF}\u{1F1F5} ")] {
         let bare = format!("title=\"{cc}\">{cc}</td>");
         let flagged = format!("title=\"{cc}\">{flag}{cc}</td>");
-        assert!(tbody.contains(&bare) || tbody.contains(&flagged), "{cc}: {tbody}");
+        assert!(
+            tbody.contains(&bare) || tbody.contains(&flagged),
+            "{cc}: {tbody}"
+        );
     }
     assert!(tbody.contains("AS64500 Example Transit"), "{tbody}");
     assert!(tbody.contains(">masscan<"), "{tbody}");

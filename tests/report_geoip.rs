@@ -32,8 +32,11 @@ fn server(geoip: Option<&str>, asn: Option<&str>) -> Server {
     })
 }
 
-/// The rows of the whole sample period, by source: (country, asn, as_name, tool).
-fn by_source(s: &Server) -> (Json, Vec<(String, Json, Json, Json, Json)>) {
+/// A row's source and last columns: (src, country, asn, as_name, tool).
+type Extra = (String, Json, Json, Json, Json);
+
+/// The rows of the whole sample period, by source.
+fn by_source(s: &Server) -> (Json, Vec<Extra>) {
     let a = get(
         s,
         "/api/attempts?from=2024-03-01&to=2024-03-05&size=500&sort=src&dir=asc",
@@ -173,7 +176,12 @@ fn a_database_that_fails_to_open_is_one_log_line_and_serving_goes_on() {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

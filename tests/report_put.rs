@@ -99,7 +99,11 @@ fn put_needs_the_right_bearer_token() {
     let path = day_file(&s.dir, DAY0 + 1);
     let before = state(&path);
     let base = (DAY0 + 1) * 86_400;
-    let body = format!("TCP 22 198.51.100.10 203.0.113.1 {} {} 1\n", base + 7, base + 7);
+    let body = format!(
+        "TCP 22 198.51.100.10 203.0.113.1 {} {} 1\n",
+        base + 7,
+        base + 7
+    );
     for auth in [
         None,
         Some("Bearer wrong-token-of-some-length".to_string()),
@@ -114,7 +118,12 @@ fn put_needs_the_right_bearer_token() {
         assert_eq!(state(&path), before, "{auth:?} changed the file");
     }
     // Not a day: refused before any body is read, and nothing is created.
-    for bad in ["/2024-13-01.csv", "/../2024-03-02.csv", "/2024-03-02", "/x.csv"] {
+    for bad in [
+        "/2024-13-01.csv",
+        "/../2024-03-02.csv",
+        "/2024-03-02",
+        "/x.csv",
+    ] {
         let r = put(&s, bad, Some(&bearer()), body.as_bytes());
         assert_eq!(r.status, 404, "{bad}: {}", r.text());
     }
@@ -160,16 +169,40 @@ fn put_merges_per_key_as_computed_by_hand() {
     // The day as sample_days wrote it, with the upload folded in by hand.
     let mut want = vec!["proto dst_port dst_ip src_ip first_seen last_seen count".to_string()];
     for k in 1..=3 {
-        want.push(format!("ICMP - 198.51.100.10 192.0.2.{k} {} {} 1", b + 5, b + 5));
+        want.push(format!(
+            "ICMP - 198.51.100.10 192.0.2.{k} {} {} 1",
+            b + 5,
+            b + 5
+        ));
     }
     // 203.0.113.1: earliest first (upload), latest last (file), 2 + 5.
-    want.push(format!("TCP 22 198.51.100.10 203.0.113.1 {} {} 7", b + 50, b + 150));
+    want.push(format!(
+        "TCP 22 198.51.100.10 203.0.113.1 {} {} 7",
+        b + 50,
+        b + 150
+    ));
     for k in 2..=5 {
-        want.push(format!("TCP 22 198.51.100.10 203.0.113.{k} {} {} 2", b + 100, b + 150));
+        want.push(format!(
+            "TCP 22 198.51.100.10 203.0.113.{k} {} {} 2",
+            b + 100,
+            b + 150
+        ));
     }
-    want.push(format!("TCP 22 2001:db8::1 2001:db8:9::2 {} {} 1", b + 1, b + 2));
-    want.push(format!("TCP 8080 198.51.100.10 203.0.113.99 {} {} 3", b + 400, b + 600));
-    want.push(format!("UDP 53 198.51.100.10 192.0.2.77 {} {} 4", b + 3, b + 20));
+    want.push(format!(
+        "TCP 22 2001:db8::1 2001:db8:9::2 {} {} 1",
+        b + 1,
+        b + 2
+    ));
+    want.push(format!(
+        "TCP 8080 198.51.100.10 203.0.113.99 {} {} 3",
+        b + 400,
+        b + 600
+    ));
+    want.push(format!(
+        "UDP 53 198.51.100.10 192.0.2.77 {} {} 4",
+        b + 3,
+        b + 20
+    ));
     let got = std::fs::read_to_string(day_file(&s.dir, DAY0 + 1)).unwrap();
     assert_eq!(got, want.join("\n") + "\n");
     // The API sees the merged day at once (its cache follows the file).
@@ -223,12 +256,42 @@ fn bad_rows_are_refused_with_their_line_and_change_nothing() {
     let b = (DAY0 + 1) * 86_400;
     let good = format!("TCP 22 198.51.100.10 203.0.113.1 {} {} 1", b + 1, b + 2);
     let cases = [
-        (format!("{good}\n{good}\nTCP eighty 198.51.100.10 203.0.113.1 1 2 1\n"), "line 3", "port"),
-        (format!("proto dst_port dst_ip src_ip first_seen last_seen count\n{good}\nTCP 22 1.2.3.4\n"), "line 3", "fields"),
-        (format!("{good}\nTCP 22 198.51.100.10 203.0.113.1 {} {} 1\n", b - 10, b - 5), "line 2", "2024-03-01"),
-        (format!("{good}\nTCP 22 198.51.100.10 not-an-ip {} {} 1\n", b, b), "line 2", "address"),
-        (format!("TCP 22 198.51.100.10 203.0.113.1 {} {} 1\n", b + 9, b + 2), "line 1", "before"),
-        (format!("{good}\nTCP 22 198.51.100.10 203.0.113.1 {} {} -1\n", b, b), "line 2", "count"),
+        (
+            format!("{good}\n{good}\nTCP eighty 198.51.100.10 203.0.113.1 1 2 1\n"),
+            "line 3",
+            "port",
+        ),
+        (
+            format!(
+                "proto dst_port dst_ip src_ip first_seen last_seen count\n{good}\nTCP 22 1.2.3.4\n"
+            ),
+            "line 3",
+            "fields",
+        ),
+        (
+            format!(
+                "{good}\nTCP 22 198.51.100.10 203.0.113.1 {} {} 1\n",
+                b - 10,
+                b - 5
+            ),
+            "line 2",
+            "2024-03-01",
+        ),
+        (
+            format!("{good}\nTCP 22 198.51.100.10 not-an-ip {} {} 1\n", b, b),
+            "line 2",
+            "address",
+        ),
+        (
+            format!("TCP 22 198.51.100.10 203.0.113.1 {} {} 1\n", b + 9, b + 2),
+            "line 1",
+            "before",
+        ),
+        (
+            format!("{good}\nTCP 22 198.51.100.10 203.0.113.1 {} {} -1\n", b, b),
+            "line 2",
+            "count",
+        ),
         (format!("{good}\n{}\n", "A".repeat(70_000)), "line 2", ""),
     ];
     for (body, line, why) in &cases {
@@ -403,7 +466,11 @@ fn rows(path: &Path) -> std::collections::BTreeMap<String, (i64, i64, u64)> {
     for l in std::fs::read_to_string(path).unwrap().lines().skip(1) {
         let f: Vec<&str> = l.split(' ').collect();
         let key = f[..4].join(" ");
-        let v = (f[4].parse().unwrap(), f[5].parse().unwrap(), f[6].parse().unwrap());
+        let v = (
+            f[4].parse().unwrap(),
+            f[5].parse().unwrap(),
+            f[6].parse().unwrap(),
+        );
         assert!(m.insert(key, v).is_none(), "a key twice in {l}");
     }
     m
@@ -440,8 +507,11 @@ fn put_into_the_day_a_running_sensor_counts_survives_its_flushes() {
     // ... and the upload folded in by hand.
     for l in upload.lines() {
         let f: Vec<&str> = l.split(' ').collect();
-        let (first, last, count): (i64, i64, u64) =
-            (f[4].parse().unwrap(), f[5].parse().unwrap(), f[6].parse().unwrap());
+        let (first, last, count): (i64, i64, u64) = (
+            f[4].parse().unwrap(),
+            f[5].parse().unwrap(),
+            f[6].parse().unwrap(),
+        );
         let e = want.entry(f[..4].join(" ")).or_insert((first, last, 0));
         e.0 = e.0.min(first);
         e.1 = e.1.max(last);
@@ -461,13 +531,24 @@ fn put_into_the_day_a_running_sensor_counts_survives_its_flushes() {
     assert!(day_file(&s.dir, day).exists());
     feed(&mut live, &later);
     // The upload lands while the sensor holds rows of the same keys in memory.
-    let date = chrono::DateTime::from_timestamp(t, 0).unwrap().format("%Y-%m-%d");
-    let r = put(&s, &format!("/{date}.csv"), Some(&bearer()), upload.as_bytes());
+    let date = chrono::DateTime::from_timestamp(t, 0)
+        .unwrap()
+        .format("%Y-%m-%d");
+    let r = put(
+        &s,
+        &format!("/{date}.csv"),
+        Some(&bearer()),
+        upload.as_bytes(),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     // The sensor's next periodic flush (an append were the file as it left it) merges into
     // the uploaded file instead of writing over it.
     live.advance(t + 140);
-    assert_eq!(rows(&day_file(&s.dir, day)), want, "after the periodic flush");
+    assert_eq!(
+        rows(&day_file(&s.dir, day)),
+        want,
+        "after the periodic flush"
+    );
     live.flush(Flush::Stop);
     assert_eq!(rows(&day_file(&s.dir, day)), want, "after the final flush");
     no_temp_files(&s.dir);

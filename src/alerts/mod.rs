@@ -93,7 +93,7 @@ impl Alerts {
                 (a, names.join("+"))
             })
             .collect();
-        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        v.sort_unstable_by_key(|e| e.0);
         v
     }
 

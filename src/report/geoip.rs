@@ -221,7 +221,10 @@ mod tests {
 
     #[test]
     fn a_database_that_does_not_open_is_left_out() {
-        let g = Geo::open(Some(Path::new("/nonexistent/x.mmdb")), Some(&db("make_test_dbs.py")));
+        let g = Geo::open(
+            Some(Path::new("/nonexistent/x.mmdb")),
+            Some(&db("make_test_dbs.py")),
+        );
         assert!(!g.has_country() && !g.has_asn());
         assert_eq!(g.place(&ip("203.0.113.7")), Place::default());
     }

@@ -202,8 +202,7 @@ impl PathRouterService for App {
     ) -> Result<ResponseSent, W::Error> {
         let body_length = request.body_connection.content_length();
         let reply = if request.parts.method() == "PUT" {
-            self.put(&request.parts, &mut request.body_connection)
-                .await
+            self.put(&request.parts, &mut request.body_connection).await
         } else {
             match check(&request.parts, body_length) {
                 Ok(asked) => self.answer(asked).await,

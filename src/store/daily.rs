@@ -90,7 +90,10 @@ pub fn lock_dir(dir: &Path) -> io::Result<DirLock> {
             Some(libc::ENOLCK) | Some(libc::EOPNOTSUPP) => {
                 static WARNED: std::sync::Once = std::sync::Once::new();
                 WARNED.call_once(|| {
-                    log::warn!("{}: cannot be locked ({e}): going on without", dir.display())
+                    log::warn!(
+                        "{}: cannot be locked ({e}): going on without",
+                        dir.display()
+                    )
                 });
                 return Ok(DirLock(None));
             }
@@ -312,7 +315,8 @@ impl DayFiles {
             return Err(e);
         }
         let m = fs::metadata(path).map_err(|e| context(path, e))?;
-        self.layouts.insert(day, Layout::compacted(m.len(), m.ino()));
+        self.layouts
+            .insert(day, Layout::compacted(m.len(), m.ino()));
         Ok(())
     }
 
@@ -344,34 +348,36 @@ impl DayFiles {
     /// error the day's file is as it was.
     pub fn merge_upload(&mut self, day: i64, upload: &Path, tag: &str) -> io::Result<u64> {
         let mut runs = Vec::new();
-        let result = self.sorted_runs(day, upload, tag, &mut runs).and_then(|()| {
-            let _lock = self.lock()?;
-            let path = self.path(day);
-            let tmp = self.temp_path(day, &format!("{tag}-merge"));
-            let n = match self.merge_runs(day, &path, &runs, true, &tmp) {
-                Ok(Ok(n)) => n,
-                Ok(Err(NotSorted)) => {
-                    // The day's file is not in our order (the original tsusen's): sort it too.
-                    let _ = fs::remove_file(&tmp);
-                    self.sorted_runs(day, &path, &format!("{tag}-old"), &mut runs)?;
-                    match self.merge_runs(day, &path, &runs, false, &tmp)? {
-                        Ok(n) => n,
-                        Err(NotSorted) => {
-                            return Err(io::Error::other(format!(
-                                "{}: still unsorted after sorting",
-                                path.display()
-                            )))
+        let result = self
+            .sorted_runs(day, upload, tag, &mut runs)
+            .and_then(|()| {
+                let _lock = self.lock()?;
+                let path = self.path(day);
+                let tmp = self.temp_path(day, &format!("{tag}-merge"));
+                let n = match self.merge_runs(day, &path, &runs, true, &tmp) {
+                    Ok(Ok(n)) => n,
+                    Ok(Err(NotSorted)) => {
+                        // The day's file is not in our order (the original tsusen's): sort it too.
+                        let _ = fs::remove_file(&tmp);
+                        self.sorted_runs(day, &path, &format!("{tag}-old"), &mut runs)?;
+                        match self.merge_runs(day, &path, &runs, false, &tmp)? {
+                            Ok(n) => n,
+                            Err(NotSorted) => {
+                                return Err(io::Error::other(format!(
+                                    "{}: still unsorted after sorting",
+                                    path.display()
+                                )))
+                            }
                         }
                     }
-                }
-                Err(e) => {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(e);
-                }
-            };
-            self.install(day, &tmp, &path)?;
-            Ok(n)
-        });
+                    Err(e) => {
+                        let _ = fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                };
+                self.install(day, &tmp, &path)?;
+                Ok(n)
+            });
         for run in &runs {
             let _ = fs::remove_file(run);
         }
@@ -423,21 +429,23 @@ impl DayFiles {
     fn sort_from_scratch(&mut self, day: i64, extra: &[Row], to: &Path) -> io::Result<u64> {
         let path = self.path(day);
         let mut runs: Vec<PathBuf> = Vec::new();
-        let result = self.sorted_runs(day, &path, "sort", &mut runs).and_then(|()| {
-            let mut sources = Vec::new();
-            for run in &runs {
-                let len = fs::metadata(run).map_err(|e| context(run, e))?.len();
-                sources.push(self.run_source(run, 0, len)?);
-            }
-            sources.push(Source::Mem(extra.iter()));
-            match self.merge_into(sources, to)? {
-                Ok(n) => Ok(n),
-                Err(NotSorted) => Err(io::Error::other(format!(
-                    "{}: still unsorted after sorting",
-                    path.display()
-                ))),
-            }
-        });
+        let result = self
+            .sorted_runs(day, &path, "sort", &mut runs)
+            .and_then(|()| {
+                let mut sources = Vec::new();
+                for run in &runs {
+                    let len = fs::metadata(run).map_err(|e| context(run, e))?.len();
+                    sources.push(self.run_source(run, 0, len)?);
+                }
+                sources.push(Source::Mem(extra.iter()));
+                match self.merge_into(sources, to)? {
+                    Ok(n) => Ok(n),
+                    Err(NotSorted) => Err(io::Error::other(format!(
+                        "{}: still unsorted after sorting",
+                        path.display()
+                    ))),
+                }
+            });
         for run in &runs {
             let _ = fs::remove_file(run);
         }
