@@ -554,3 +554,71 @@ fn put_into_the_day_a_running_sensor_counts_survives_its_flushes() {
     no_temp_files(&s.dir);
     let _ = std::fs::remove_dir_all(control_dir);
 }
+
+/// A file replaced by a PUT with the very same length as the sensor left it: the sensor must
+/// still notice (by inode), or its run offsets would cut lines of the new file in two and the
+/// cut rows would be lost at the next compaction.
+#[test]
+fn a_replacement_of_the_same_length_is_noticed() {
+    use tsusen::store::DayFiles;
+    use tsusen::tables::{Key, Row};
+    let dir = temp_dir("put-same-len");
+    let day = DAY0 + 30;
+    let t = day * 86_400 + 10;
+    let row = |src: [u8; 4], count: u64| Row {
+        key: Key {
+            proto: 6,
+            port: Some(22),
+            dst: tsusen::addr::Addr::v4([198, 51, 100, 10]),
+            src: tsusen::addr::Addr::v4(src),
+        },
+        first: t,
+        last: t,
+        count,
+    };
+    let mut sensor = DayFiles::open(&dir, 1024).unwrap();
+    // A base run with 203.0.113.10 once, then an appended run with it again (count 9).
+    sensor
+        .write(day, &[row([203, 0, 113, 10], 1)], true)
+        .unwrap();
+    assert_eq!(
+        sensor
+            .write(day, &[row([203, 0, 113, 10], 9)], false)
+            .unwrap(),
+        None
+    );
+    let path = day_file(&dir, day);
+    let len = std::fs::metadata(&path).unwrap().len();
+    // The upload adds 203.0.113.1 (one character shorter) and the merge folds 1 + 9 into 10
+    // (one character longer): the new file has the old length.
+    let upload = dir.join("upload.csv");
+    std::fs::write(
+        &upload,
+        format!("TCP 22 198.51.100.10 203.0.113.1 {t} {t} 5\n"),
+    )
+    .unwrap();
+    let mut other = DayFiles::attach(&dir, 1024).unwrap();
+    assert_eq!(other.merge_upload(day, &upload, "test").unwrap(), 2);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        len,
+        "not the same length"
+    );
+    // The sensor's next flush and its final compaction.
+    sensor
+        .write(day, &[row([203, 0, 113, 20], 1)], false)
+        .unwrap();
+    sensor.write(day, &[], true).unwrap();
+    let got = rows(&path);
+    let count = |src: &str| got[&format!("TCP 22 198.51.100.10 {src}")].2;
+    assert_eq!(
+        (
+            count("203.0.113.1"),
+            count("203.0.113.10"),
+            count("203.0.113.20")
+        ),
+        (5, 10, 1),
+        "{got:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
