@@ -246,6 +246,8 @@ fn put_merges_per_key_as_computed_by_hand() {
         format!("proto dst_port dst_ip src_ip first_seen last_seen count\nTCP 23 198.51.100.10 203.0.113.5 {b9} {b9} 1\n")
     );
     no_temp_files(&s.dir);
+    let m = get(&s, "/metrics", &[]).text();
+    assert!(m.contains("\ntsusen_http_puts_total 3\n"), "{m}");
 }
 
 #[test]

@@ -87,6 +87,8 @@ pub struct Report {
     pub refused: AtomicUsize,
     /// One PUT merge at a time.
     pub(super) put_lock: Mutex<()>,
+    /// PUT uploads merged into a day file.
+    pub puts: AtomicUsize,
 }
 
 pub(super) fn unix_now() -> i64 {
@@ -111,6 +113,7 @@ impl Report {
             requests: AtomicUsize::new(0),
             refused: AtomicUsize::new(0),
             put_lock: Mutex::new(()),
+            puts: AtomicUsize::new(0),
         }
     }
 

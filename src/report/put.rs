@@ -213,13 +213,16 @@ fn merge(report: &Report, day: i64, spool: &Path) -> PutReply {
     let merged =
         DayFiles::attach(dir, PUT_SORT_CHUNK).and_then(|mut f| f.merge_upload(day, spool, &tag));
     match merged {
-        Ok(total) => reply(
-            200,
-            format!(
-                "merged {rows} rows into {}.csv, which now has {total} rows",
-                days::date_text(day)
-            ),
-        ),
+        Ok(total) => {
+            report.puts.fetch_add(1, Ordering::Relaxed);
+            reply(
+                200,
+                format!(
+                    "merged {rows} rows into {}.csv, which now has {total} rows",
+                    days::date_text(day)
+                ),
+            )
+        }
         Err(e) => {
             log::error!("PUT {}: {e}", days::date_text(day));
             reply(500, "the merge failed; the day's file is unchanged")
