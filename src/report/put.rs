@@ -26,7 +26,7 @@ use picoserve::request::{RequestBodyConnection, RequestParts};
 use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,7 +150,7 @@ pub async fn handle<R: Read>(
 /// A temporary file for the body, beside the day files (cleared by a sensor's start like its
 /// own temporary files if we die with it).
 fn spool_path(dir: &Path, day: i64) -> std::io::Result<PathBuf> {
-    static N: AtomicU64 = AtomicU64::new(0);
+    static N: AtomicUsize = AtomicUsize::new(0);
     std::fs::create_dir_all(dir)?;
     Ok(dir.join(format!(
         ".{}.csv.put{}-{}.upload.tmp",
