@@ -273,3 +273,43 @@ fn the_sensor_publishes_the_fingerprinters_labels() {
     drop(sensor);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn tsusen_serve_takes_tool_labels_from_the_events_file() {
+    let dir = temp_dir("tools-events");
+    sample_days(&dir);
+    let events = dir.join("events.jsonl");
+    std::fs::write(
+        &events,
+        "{\"type\":\"tool\",\"observer\":\"eth0\",\"offender\":\"203.0.113.4\",\"timestamp\":1709251200,\"details\":{\"tool\":\"zmap\",\"probes\":2,\"dst\":\"198.51.100.10\",\"dst_port\":23}}\n\
+         {\"type\":\"scan\",\"observer\":\"eth0\",\"offender\":\"203.0.113.5\",\"timestamp\":1709251200,\"details\":{}}\n",
+    )
+    .unwrap();
+    let srv = start_with(Settings {
+        log_directory: dir,
+        event_file: Some(events),
+        ..Default::default()
+    });
+    let (a, rows) = by_source(&srv);
+    assert!(a["tools"].bool());
+    for (src, _, _, _, tool) in &rows {
+        let want = if src == "203.0.113.4" {
+            s("zmap")
+        } else {
+            Json::Null
+        };
+        assert_eq!(*tool, want, "{src}");
+    }
+    // The live sensor's label wins over the file's.
+    publish(
+        &srv.live,
+        LiveSummary {
+            at: 1,
+            tools: vec![(Addr::v4([203, 0, 113, 4]), "mirai".into())],
+            ..Default::default()
+        },
+    );
+    let (_, rows) = by_source(&srv);
+    let r = rows.iter().find(|r| r.0 == "203.0.113.4").unwrap();
+    assert_eq!(r.4, s("mirai"));
+}

@@ -7,6 +7,7 @@ use super::geoip::Geo;
 use super::live::LiveHandle;
 use super::query::{Filter, Query};
 use super::services;
+use super::tools::{self, EventTools, Labels};
 use super::trend::{self, Rules};
 use crate::json;
 use crate::proto::{self, SortRank};
@@ -40,6 +41,8 @@ pub struct ReportSettings {
     pub put_token: Option<String>,
     pub geoip_database: Option<PathBuf>,
     pub asn_database: Option<PathBuf>,
+    /// EVENTS_FILE, where tool labels outlive the sensor's memory.
+    pub event_file: Option<PathBuf>,
 }
 
 impl ReportSettings {
@@ -52,6 +55,7 @@ impl ReportSettings {
             put_token: s.put_token.clone(),
             geoip_database: s.geoip_database.clone(),
             asn_database: s.asn_database.clone(),
+            event_file: s.event_file.clone(),
         }
     }
 }
@@ -78,6 +82,8 @@ pub struct Report {
     pub settings: ReportSettings,
     /// Countries and AS of sources, for the rows shown.
     pub geo: Geo,
+    /// Tool labels from the events file (the live sensor's own come with its summary).
+    event_tools: EventTools,
     pub live: LiveHandle,
     data: Mutex<Data>,
     answers: Mutex<Vec<(String, PeriodKey, Arc<String>)>>,
@@ -104,6 +110,7 @@ impl Report {
                 settings.geoip_database.as_deref(),
                 settings.asn_database.as_deref(),
             ),
+            event_tools: EventTools::new(settings.event_file.clone()),
             data: Mutex::new(Data::new(settings.log_directory.clone())),
             answers: Mutex::new(Vec::new()),
             settings,
@@ -219,7 +226,15 @@ impl Report {
         let (mut data, snap) = self.data_and_snapshot()?;
         let days = self.period(&snap, &q)?;
         let key = Data::period_key(&snap, &days);
-        let cache_key = format!("attempts?{query}");
+        let (labels, labels_gen) = self.event_tools.labels();
+        // Tool labels are not in the period's key: a change of either source of them makes a
+        // new answer.
+        let live_tools = if snap.live.tools.is_empty() {
+            0
+        } else {
+            snap.live.generation
+        };
+        let cache_key = format!("attempts?{query}#{labels_gen}#{live_tools}");
         if let Some(a) = self.kept(&cache_key, &key) {
             return Ok(a);
         }
@@ -276,7 +291,10 @@ impl Report {
         for (k, on) in [
             ("geoip", self.geo.has_country()),
             ("asn", self.geo.has_asn()),
-            ("tools", snap.live.generation > 0),
+            (
+                "tools",
+                snap.live.generation > 0 || self.event_tools.configured(),
+            ),
         ] {
             json::key(&mut o, &mut first, k);
             o.push_str(if on { "true" } else { "false" });
@@ -288,7 +306,7 @@ impl Report {
                 o.push(',');
             }
             row_json(&mut o, r);
-            self.row_extra(&mut o, &snap, r);
+            self.row_extra(&mut o, &snap, &labels, r);
         }
         o.push_str("]}");
         let answer = Arc::new(o);
@@ -312,6 +330,7 @@ impl Report {
         };
         let cached = data.cached_rows();
         drop(data);
+        let (labels, _) = self.event_tools.labels();
         let mut o = String::with_capacity(2048);
         o.push('{');
         let mut f = true;
@@ -380,7 +399,7 @@ impl Report {
                 None => o.push_str("null"),
             }
             o.push_str(",\"tool\":");
-            json::opt_string(&mut o, snap.live.tool_of(a));
+            json::opt_string(&mut o, tool_of(&snap, &labels, a));
             o.push('}');
         }
         o.push(']');
@@ -394,7 +413,7 @@ impl Report {
 impl Report {
     /// The end of a row: `, country, asn, as_name, tool]` (each `null` when unknown), after
     /// `row_json` left the array open.
-    fn row_extra(&self, o: &mut String, snap: &Snapshot, r: &Row) {
+    fn row_extra(&self, o: &mut String, snap: &Snapshot, labels: &Labels, r: &Row) {
         let place = self.geo.place(&r.key.src);
         o.push(',');
         json::opt_string(o, place.country_text());
@@ -406,9 +425,14 @@ impl Report {
         }
         json::opt_string(o, place.as_name.as_deref());
         o.push(',');
-        json::opt_string(o, snap.live.tool_of(&r.key.src));
+        json::opt_string(o, tool_of(snap, labels, &r.key.src));
         o.push(']');
     }
+}
+
+/// A source's tool: the live sensor's label, else the events file's.
+fn tool_of<'a>(snap: &'a Snapshot, labels: &'a Labels, a: &crate::addr::Addr) -> Option<&'a str> {
+    snap.live.tool_of(a).or_else(|| tools::tool_of(labels, a))
 }
 
 /// One row as `[proto, port, service, dst, src, first, last, count` (the caller closes it).

@@ -11,6 +11,7 @@
 //! - `query`, `api`, `trend`, `status`, `services`, `json`: the answers.
 //! - `http`: picoserve, limits, gzip; `page.html`: the page.
 //! - `put`: `PUT /YYYY-MM-DD.csv`, rows merged into a day's file.
+//! - `geoip`: countries and AS of sources; `tools`: tool labels kept in EVENTS_FILE.
 
 mod api;
 mod data;
@@ -23,6 +24,7 @@ mod query;
 pub mod serve_cmd;
 mod services;
 mod status;
+mod tools;
 mod trend;
 
 pub use api::ReportSettings;
