@@ -5,8 +5,8 @@ so the tests need no Python). Rerun after changing the networks below:
     pip install mmdb-writer netaddr
     python3 tests/geoip/make_test_dbs.py
 
-Only documentation networks are used (RFC 5737, RFC 3849) and the AS numbers are private ones
-(RFC 5398): nothing here describes a real network.
+Only documentation networks (RFC 5737, RFC 3849) and AS numbers reserved for documentation
+(RFC 5398) are used: nothing here describes a real network.
 """
 import os
 
