@@ -73,7 +73,9 @@ impl Layout {
 /// An exclusive `flock` on the log directory, held by whoever rewrites or appends to a day
 /// file: the sensor's flushes and a PUT merge (possibly in another process, `tsusen serve`)
 /// then never rename a file over each other's work. Released when dropped.
-pub struct DirLock(#[allow(dead_code)] Option<File>);
+pub struct DirLock {
+    _held: Option<File>,
+}
 
 /// Takes the lock on `dir`, waiting for it. Where the filesystem cannot lock (some network
 /// filesystems) it goes on without, once warned: counting must not stop over it.
@@ -82,7 +84,7 @@ pub fn lock_dir(dir: &Path) -> io::Result<DirLock> {
     loop {
         // SAFETY: flock on a descriptor we own; no memory is passed.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(DirLock(Some(f)));
+            return Ok(DirLock { _held: Some(f) });
         }
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
@@ -95,7 +97,7 @@ pub fn lock_dir(dir: &Path) -> io::Result<DirLock> {
                         dir.display()
                     )
                 });
-                return Ok(DirLock(None));
+                return Ok(DirLock { _held: None });
             }
             _ => return Err(context(dir, e)),
         }
@@ -132,7 +134,6 @@ impl DayFiles {
     /// Opens (creating) the log directory and clears temporary files a power cut left behind.
     pub fn open(dir: &Path, sort_chunk: usize) -> io::Result<DayFiles> {
         let files = DayFiles::attach(dir, sort_chunk)?;
-        fs::create_dir_all(dir).map_err(|e| context(dir, e))?;
         for entry in fs::read_dir(dir).map_err(|e| context(dir, e))? {
             let entry = entry.map_err(|e| context(dir, e))?;
             let name = entry.file_name();
