@@ -22,8 +22,9 @@ packages=(
     # Packaging tests: qemu-user-static runs the aarch64 build, binutils' readelf checks that
     # it is static, busybox's ash reads the OpenWrt scripts as the router's shell does.
     qemu-user-static binutils busybox
-    # The report page is checked in a real headless browser (tests/report_browser.rs).
-    chromium
+    # The report page is checked in a real headless browser (tests/report_browser.rs); the
+    # emoji font lets it draw the country flags.
+    chromium fonts-noto-color-emoji
 )
 
 step() { printf '\n=== %s\n' "$*"; }

@@ -46,6 +46,12 @@ pub struct Settings {
     pub capture_method: CaptureMethod,
     /// Bytes of the capture ring.
     pub ring_bytes: usize,
+    /// The bearer token `PUT /YYYY-MM-DD.csv` must present; `None`: PUT is refused.
+    pub put_token: Option<String>,
+    /// A MaxMind DB with countries (GeoLite2/GeoIP2/DB-IP Country or City, ip-location-db).
+    pub geoip_database: Option<PathBuf>,
+    /// A MaxMind DB with autonomous systems (GeoLite2-ASN layout).
+    pub asn_database: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +89,9 @@ impl Default for Settings {
             capture_method: CaptureMethod::Ring,
             ring_bytes: policy::RING_MEGABYTES * 1024 * 1024,
             netflow_listen: None,
+            put_token: None,
+            geoip_database: None,
+            asn_database: None,
         }
     }
 }
@@ -108,7 +117,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Keys that later parts of tsusen read; accepted now so one file serves every version.
-const RESERVED_KEYS: &[&str] = &["GEOIP_DATABASE", "ASN_DATABASE", "MQTT_URL", "AMQP_URL"];
+const RESERVED_KEYS: &[&str] = &["MQTT_URL", "AMQP_URL"];
 
 impl Settings {
     /// Applies one `KEY value` setting. `origin` names the file and line (or option) for errors.
@@ -230,6 +239,20 @@ impl Settings {
                     }
                 }
             }
+            "PUT_TOKEN" => {
+                self.put_token = match value {
+                    "" | "none" => None,
+                    t if t.len() < policy::PUT_TOKEN_MIN || t.contains(char::is_whitespace) => {
+                        return Err(err(format!(
+                            "needs at least {} characters and no spaces",
+                            policy::PUT_TOKEN_MIN
+                        )))
+                    }
+                    t => Some(t.into()),
+                }
+            }
+            "GEOIP_DATABASE" => self.geoip_database = optional_path(value),
+            "ASN_DATABASE" => self.asn_database = optional_path(value),
             k if RESERVED_KEYS.contains(&k) => {}
             _ => return Err(err("unknown setting".into())),
         }
@@ -279,6 +302,11 @@ pub fn netflow_address(v: &str) -> Result<std::net::SocketAddr, String> {
     }
     v.parse()
         .map_err(|_| format!("'{v}' is not ADDRESS:PORT (e.g. 0.0.0.0:2055 or [::]:2055)"))
+}
+
+/// A file setting that `none` (or nothing) turns off.
+fn optional_path(v: &str) -> Option<PathBuf> {
+    (!v.is_empty() && v != "none").then(|| v.into())
 }
 
 /// Seconds, possibly fractional (`3`, `0.5`), as whole milliseconds.

@@ -100,3 +100,12 @@ pub const FLOW_RECORD_HOLD: u64 = 120;
 /// Flow records held back at most (about 128 B each: 131 072 ≈ 16 MiB); beyond it the
 /// earliest-started is decided at once.
 pub const FLOW_RECORDS_HELD: usize = 131_072;
+/// Shortest PUT_TOKEN accepted: a bearer token is the only guard on rewriting a day's file.
+pub const PUT_TOKEN_MIN: usize = 16;
+
+/// Largest body `PUT /YYYY-MM-DD.csv` takes (about a million rows); more is refused with 413.
+pub const PUT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Seconds an authorised PUT may take to send its body (a slow link at 1 Mbit/s moves 64 MiB
+/// in about 9 minutes; the budget covers the limit on a link of about 2 Mbit/s).
+pub const PUT_BODY_SECONDS: u64 = 300;

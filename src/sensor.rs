@@ -325,6 +325,11 @@ impl Sensor {
             interface: interface.into(),
             ..Default::default()
         };
+        l.tools = self
+            .alerts
+            .as_ref()
+            .map(Alerts::tool_labels)
+            .unwrap_or_default();
         // Lets the report tell rows a later flush has written from rows still only here.
         l.stamp_files(self.files.dir());
         l

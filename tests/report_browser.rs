@@ -5,7 +5,7 @@
 
 mod report_support;
 
-use report_support::start;
+use report_support::{sample_days, start, start_with, temp_dir};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -92,4 +92,69 @@ fn the_page_draws_the_chart_and_the_table() {
         );
         println!("screenshot: {} ({len} bytes)", png.display());
     }
+}
+
+#[test]
+fn the_details_show_country_flags_as_and_tools() {
+    let Some(browser) = chromium() else {
+        println!("SKIP: no chromium installed");
+        return;
+    };
+    let dir = temp_dir("browser-geoip");
+    sample_days(&dir);
+    let db = |f: &str| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/geoip")
+            .join(f)
+    };
+    let s = start_with(tsusen::config::Settings {
+        log_directory: dir,
+        geoip_database: Some(db("country.mmdb")),
+        asn_database: Some(db("asn.mmdb")),
+        ..Default::default()
+    });
+    tsusen::report::publish(
+        &s.live,
+        tsusen::report::LiveSummary {
+            at: 1,
+            tools: vec![(tsusen::addr::Addr::v4([192, 0, 2, 2]), "masscan".into())],
+            ..Default::default()
+        },
+    );
+    let url = format!(
+        "http://{}/?from=2024-03-01&to=2024-03-05&sort=src&dir=asc&size=25",
+        s.addr
+    );
+    let out = headless(browser, &["--dump-dom"], &url);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let thead = dom.split("<thead>").nth(1).unwrap_or("");
+    for col in [">country<", ">AS<", ">tool<"] {
+        assert!(thead.contains(col), "{col} missing in\n{thead}");
+    }
+    let tbody = dom.split("<tbody>").nth(1).unwrap_or("");
+    // 192.0.2.x is FR in the test database, 203.0.113.0/25 JP: the code, after its flag
+    // (regional indicator letters) where the system has a colour emoji font.
+    for (cc, flag) in [("FR", "\u{1F1EB}\u{1F1F7} "), ("JP", "\u{1F1EF}\u{1F1F5} ")] {
+        let bare = format!("title=\"{cc}\">{cc}</td>");
+        let flagged = format!("title=\"{cc}\">{flag}{cc}</td>");
+        assert!(
+            tbody.contains(&bare) || tbody.contains(&flagged),
+            "{cc}: {tbody}"
+        );
+    }
+    assert!(tbody.contains("AS64500 Example Transit"), "{tbody}");
+    assert!(tbody.contains(">masscan<"), "{tbody}");
+    let png = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-geoip.png");
+    let _ = std::fs::remove_file(&png);
+    headless(
+        browser,
+        &[
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1280,1400",
+        ],
+        &url,
+    );
+    let len = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(len > 10_000, "no screenshot");
+    println!("screenshot: {} ({len} bytes)", png.display());
 }

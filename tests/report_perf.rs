@@ -1,6 +1,7 @@
 //! How the report copes with a million rows: 10 daily files of 100 000 rows each, then one day
 //! of a million. Prints cold and warm latencies per endpoint, the cost of new live rows, and
-//! requests per second with p99 latency at 50 concurrent keep-alive connections.
+//! requests per second with p99 latency at 50 concurrent keep-alive connections, and (with wrk)
+//! the same for the real `tsusen serve` process with its peak RSS.
 //! Ignored by default (it writes ~100 MB); run with
 //! `cargo test --release --test report_perf -- --ignored --nocapture`.
 
@@ -284,8 +285,11 @@ fn a_million_rows() {
 }
 
 /// The load measure: `wrk -t2 -c50 -d10s --latency` against `/`, `/api/trendlines` and a
-/// filtered `/api/attempts` page, over 10 days of 100 000 rows, files only and then with a live
-/// sensor republishing 100 000 rows whenever asked. Skips when wrk is not installed.
+/// filtered `/api/attempts` page, over 10 days of 100 000 rows. First against the real binary,
+/// `tsusen serve` with the GeoIP and ASN test databases (so every page also looks up its rows'
+/// countries), whose peak RSS (VmHWM) is read from /proc when the load is over; then in this
+/// process with a live sensor republishing 100 000 rows whenever asked. Skips when wrk is not
+/// installed.
 #[test]
 #[ignore]
 fn wrk_load() {
@@ -303,50 +307,77 @@ fn wrk_load() {
         write_day(&dir, DAY0 + i, &day_rows(DAY0 + i, 100_000, &mut rng));
     }
     let live_rows = day_rows(DAY0 + 10, 100_000, &mut rng);
+    let attempts = "/api/attempts?port=22&sort=count&page=2";
+
+    // The server as shipped, in a process of its own.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let db = |f: &str| format!("{}/tests/geoip/{f}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tsusen"))
+        .args(["serve", "--log-dir", dir.to_str().unwrap()])
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .args(["--geoip", &db("country.mmdb"), "--asn", &db("asn.mmdb")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let t = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "tsusen serve is not listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let hwm = |pid: u32| -> f64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    let warm = |path: &str| {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(
+            c,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        assert_eq!(read_response(&mut c).status, 200);
+    };
+    let before = hwm(child.id());
+    // Warm the caches as a first visit would.
+    for p in ["/api/trendlines", attempts] {
+        warm(p);
+    }
+    println!("-- tsusen serve, 10 days x 100 000 rows, GeoIP and ASN databases, files only");
+    wrk(addr, "/", "/");
+    wrk(addr, "/api/trendlines", "/api/trendlines");
+    wrk(addr, attempts, attempts);
+    println!(
+        "peak RSS of tsusen serve: {:.0} MiB (idle after start: {before:.0} MiB)",
+        hwm(child.id())
+    );
+    // SAFETY: signalling the child we started, by its pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+
+    // In this process, with a live sensor.
     let rss0 = peak_rss_mib();
     let s = start_on(dir);
-    let wrk = |label: &str, path: &str| {
-        let url = format!("http://{}{path}", s.addr);
-        let out = std::process::Command::new("wrk")
-            .args([
-                "-t2",
-                "-c50",
-                "-d10s",
-                "--latency",
-                "-H",
-                "Accept-Encoding: gzip",
-                &url,
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let pick = |prefix: &str| {
-            text.lines()
-                .find(|l| l.trim_start().starts_with(prefix))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
-                .unwrap_or_else(|| "?".into())
-        };
-        let errors = text
-            .lines()
-            .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
-            .unwrap_or("no errors");
-        println!(
-            "{label:<48} {:>9} req/s  p50 {:>8}  p99 {:>8}  ({})",
-            pick("Requests/sec:"),
-            pick("50%"),
-            pick("99%"),
-            errors.trim()
-        );
-    };
-    let attempts = "/api/attempts?port=22&sort=count&page=2";
-    // Warm the caches as a first visit would.
     for p in ["/api/trendlines", attempts] {
         assert_eq!(get(&s, p, &[]).status, 200);
     }
-    println!("-- 10 days x 100 000 rows, files only");
-    wrk("/", "/");
-    wrk("/api/trendlines", "/api/trendlines");
-    wrk(attempts, attempts);
     let stop = Arc::new(AtomicBool::new(false));
     let sensor = {
         let (live, stop) = (s.live.clone(), stop.clone());
@@ -367,13 +398,48 @@ fn wrk_load() {
             n
         })
     };
-    println!("-- the same, with a live sensor holding 100 000 rows of today");
-    wrk("/api/trendlines", "/api/trendlines");
-    wrk(attempts, attempts);
+    println!("-- in-process server, with a live sensor holding 100 000 rows of today");
+    wrk(s.addr, "/api/trendlines", "/api/trendlines");
+    wrk(s.addr, attempts, attempts);
     stop.store(true, Ordering::Relaxed);
     println!("live publications: {}", sensor.join().unwrap());
     println!(
-        "peak RSS of the process: {:.0} MiB (of which {rss0:.0} MiB before the server started)",
+        "peak RSS of the test process: {:.0} MiB (of which {rss0:.0} MiB before the server started)",
         peak_rss_mib()
+    );
+}
+
+/// One `wrk -t2 -c50 -d10s --latency` run, summarised on one line.
+fn wrk(addr: std::net::SocketAddr, label: &str, path: &str) {
+    let url = format!("http://{addr}{path}");
+    let out = std::process::Command::new("wrk")
+        .args([
+            "-t2",
+            "-c50",
+            "-d10s",
+            "--latency",
+            "-H",
+            "Accept-Encoding: gzip",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pick = |prefix: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
+        .unwrap_or("no errors");
+    println!(
+        "{label:<48} {:>9} req/s  p50 {:>8}  p99 {:>8}  ({})",
+        pick("Requests/sec:"),
+        pick("50%"),
+        pick("99%"),
+        errors.trim()
     );
 }

@@ -106,6 +106,20 @@ impl Alerts {
         }
     }
 
+    /// The sources the fingerprinter labels now, by address, for the report page.
+    pub fn tool_labels(&self) -> Vec<(crate::addr::Addr, String)> {
+        let mut v: Vec<_> = self
+            .tools
+            .labelled()
+            .map(|(a, tools)| {
+                let names: Vec<&str> = tools.iter().map(|t| t.name()).collect();
+                (a, names.join("+"))
+            })
+            .collect();
+        v.sort_unstable_by_key(|e| e.0);
+        v
+    }
+
     /// The detectors' state, for the snapshot.
     pub fn export(&self) -> DetectorState {
         DetectorState {

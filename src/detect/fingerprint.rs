@@ -231,6 +231,20 @@ impl Fingerprinter {
         }
     }
 
+    /// Every source labelled now, with its tools (at most `capacity` sources).
+    pub fn labelled(&self) -> impl Iterator<Item = (Addr, Vec<Tool>)> + '_ {
+        self.sources
+            .oldest_first()
+            .filter(|(_, e)| e.labelled != 0)
+            .map(|(a, e)| {
+                let tools = Tool::ALL
+                    .into_iter()
+                    .filter(|t| e.labelled & (1 << t.index()) != 0)
+                    .collect();
+                (*a, tools)
+            })
+    }
+
     /// Which tools' traits this packet shows, as a bit per tool (no state involved).
     pub fn traits(p: &Packet, opts: Option<&TcpOptSig>) -> u8 {
         let v4 = !p.src.is_v6();

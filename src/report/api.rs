@@ -3,9 +3,11 @@
 
 use super::data::{Data, DayStats, PeriodKey, Snapshot, TOP};
 use super::days::date_text;
+use super::geoip::Geo;
 use super::live::LiveHandle;
 use super::query::{Filter, Query};
 use super::services;
+use super::tools::{self, EventTools, Labels};
 use super::trend::{self, Rules};
 use crate::json;
 use crate::proto::{self, SortRank};
@@ -35,6 +37,27 @@ pub struct ReportSettings {
     pub trendline_period: u32,
     pub trendline_daily_threshold: u32,
     pub trendline_daily_burst: u32,
+    /// `PUT /YYYY-MM-DD.csv` needs `Authorization: Bearer` this; `None`: PUT refused.
+    pub put_token: Option<String>,
+    pub geoip_database: Option<PathBuf>,
+    pub asn_database: Option<PathBuf>,
+    /// EVENTS_FILE, where tool labels outlive the sensor's memory.
+    pub event_file: Option<PathBuf>,
+}
+
+impl ReportSettings {
+    pub fn from_settings(s: &crate::config::Settings) -> ReportSettings {
+        ReportSettings {
+            log_directory: s.log_directory.clone(),
+            trendline_period: s.trendline_period,
+            trendline_daily_threshold: s.trendline_daily_threshold,
+            trendline_daily_burst: s.trendline_daily_burst,
+            put_token: s.put_token.clone(),
+            geoip_database: s.geoip_database.clone(),
+            asn_database: s.asn_database.clone(),
+            event_file: s.event_file.clone(),
+        }
+    }
 }
 
 /// An answer that is not a 200: status and a one-line reason.
@@ -57,6 +80,10 @@ impl From<std::io::Error> for Refusal {
 /// The report's shared state: settings, the live handle and the data caches.
 pub struct Report {
     pub settings: ReportSettings,
+    /// Countries and AS of sources, for the rows shown.
+    pub geo: Geo,
+    /// Tool labels from the events file (the live sensor's own come with its summary).
+    event_tools: EventTools,
     pub live: LiveHandle,
     data: Mutex<Data>,
     answers: Mutex<Vec<(String, PeriodKey, Arc<String>)>>,
@@ -64,6 +91,10 @@ pub struct Report {
     rank: SortRank,
     pub requests: AtomicUsize,
     pub refused: AtomicUsize,
+    /// One PUT merge at a time.
+    pub(super) put_lock: Mutex<()>,
+    /// PUT uploads merged into a day file.
+    pub puts: AtomicUsize,
 }
 
 pub(super) fn unix_now() -> i64 {
@@ -75,6 +106,11 @@ pub(super) fn unix_now() -> i64 {
 impl Report {
     pub fn new(settings: ReportSettings, live: LiveHandle) -> Report {
         Report {
+            geo: Geo::open(
+                settings.geoip_database.as_deref(),
+                settings.asn_database.as_deref(),
+            ),
+            event_tools: EventTools::new(settings.event_file.clone()),
             data: Mutex::new(Data::new(settings.log_directory.clone())),
             answers: Mutex::new(Vec::new()),
             settings,
@@ -83,6 +119,8 @@ impl Report {
             rank: SortRank::new(),
             requests: AtomicUsize::new(0),
             refused: AtomicUsize::new(0),
+            put_lock: Mutex::new(()),
+            puts: AtomicUsize::new(0),
         }
     }
 
@@ -188,7 +226,15 @@ impl Report {
         let (mut data, snap) = self.data_and_snapshot()?;
         let days = self.period(&snap, &q)?;
         let key = Data::period_key(&snap, &days);
-        let cache_key = format!("attempts?{query}");
+        let (labels, labels_gen) = self.event_tools.labels();
+        // Tool labels are not in the period's key: a change of either source of them makes a
+        // new answer.
+        let live_tools = if snap.live.tools.is_empty() {
+            0
+        } else {
+            snap.live.generation
+        };
+        let cache_key = format!("attempts?{query}#{labels_gen}#{live_tools}");
         if let Some(a) = self.kept(&cache_key, &key) {
             return Ok(a);
         }
@@ -238,7 +284,21 @@ impl Report {
         json::key(&mut o, &mut first, "dir");
         json::string(&mut o, if desc { "desc" } else { "asc" });
         json::key(&mut o, &mut first, "columns");
-        o.push_str(r#"["proto","port","service","dst","src","first","last","count"]"#);
+        o.push_str(
+            r#"["proto","port","service","dst","src","first","last","count","country","asn","as_name","tool"]"#,
+        );
+        // Which of the last columns can be filled at all: the page leaves out the others.
+        for (k, on) in [
+            ("geoip", self.geo.has_country()),
+            ("asn", self.geo.has_asn()),
+            (
+                "tools",
+                snap.live.generation > 0 || self.event_tools.configured(),
+            ),
+        ] {
+            json::key(&mut o, &mut first, k);
+            o.push_str(if on { "true" } else { "false" });
+        }
         json::key(&mut o, &mut first, "rows");
         o.push('[');
         for (i, r) in rows[start..end].iter().enumerate() {
@@ -246,6 +306,7 @@ impl Report {
                 o.push(',');
             }
             row_json(&mut o, r);
+            self.row_extra(&mut o, &snap, &labels, r);
         }
         o.push_str("]}");
         let answer = Arc::new(o);
@@ -269,6 +330,7 @@ impl Report {
         };
         let cached = data.cached_rows();
         drop(data);
+        let (labels, _) = self.event_tools.labels();
         let mut o = String::with_capacity(2048);
         o.push('{');
         let mut f = true;
@@ -326,7 +388,19 @@ impl Report {
             if i > 0 {
                 o.push(',');
             }
-            let _ = write!(o, "{{\"ip\":\"{a}\",\"attempts\":{n}}}");
+            let place = self.geo.place(a);
+            let _ = write!(o, "{{\"ip\":\"{a}\",\"attempts\":{n},\"country\":");
+            json::opt_string(&mut o, place.country_text());
+            o.push_str(",\"asn\":");
+            match place.asn {
+                Some(n) => {
+                    let _ = write!(o, "{n}");
+                }
+                None => o.push_str("null"),
+            }
+            o.push_str(",\"tool\":");
+            json::opt_string(&mut o, tool_of(&snap, &labels, a));
+            o.push('}');
         }
         o.push(']');
         json::key(&mut o, &mut f, "sensor");
@@ -336,7 +410,32 @@ impl Report {
     }
 }
 
-/// One row as `[proto, port, service, dst, src, first, last, count]`.
+impl Report {
+    /// The end of a row: `, country, asn, as_name, tool]` (each `null` when unknown), after
+    /// `row_json` left the array open.
+    fn row_extra(&self, o: &mut String, snap: &Snapshot, labels: &Labels, r: &Row) {
+        let place = self.geo.place(&r.key.src);
+        o.push(',');
+        json::opt_string(o, place.country_text());
+        match place.asn {
+            Some(n) => {
+                let _ = write!(o, ",{n},");
+            }
+            None => o.push_str(",null,"),
+        }
+        json::opt_string(o, place.as_name.as_deref());
+        o.push(',');
+        json::opt_string(o, tool_of(snap, labels, &r.key.src));
+        o.push(']');
+    }
+}
+
+/// A source's tool: the live sensor's label, else the events file's.
+fn tool_of<'a>(snap: &'a Snapshot, labels: &'a Labels, a: &crate::addr::Addr) -> Option<&'a str> {
+    snap.live.tool_of(a).or_else(|| tools::tool_of(labels, a))
+}
+
+/// One row as `[proto, port, service, dst, src, first, last, count` (the caller closes it).
 fn row_json(o: &mut String, r: &Row) {
     let mut buf = [0u8; 4];
     let name = proto::name(r.key.proto, &mut buf);
@@ -352,7 +451,7 @@ fn row_json(o: &mut String, r: &Row) {
     json::opt_string(o, services::name(r.key.proto, r.key.port));
     let _ = write!(
         o,
-        ",\"{}\",\"{}\",{},{},{}]",
+        ",\"{}\",\"{}\",{},{},{}",
         r.key.dst, r.key.src, r.first, r.last, r.count
     );
 }

@@ -5,8 +5,10 @@
 //! Limits: picoserve reads the request line and headers into a fixed buffer (`HTTP_BUFFER`);
 //! a request that does not fit is refused with 400 before it reaches us. It times out a client
 //! that is slow to start a request or to finish sending it (slowloris), and each write. We
-//! refuse more than `MAX_HEADERS` headers, any request body, and methods other than GET/HEAD;
-//! a path reaches the filesystem only as a date checked by `days::parse_date`.
+//! refuse more than `MAX_HEADERS` headers, any request body but a PUT's, and methods other than
+//! GET/HEAD/PUT; a path reaches the filesystem only as a date checked by `days::parse_date`.
+//! PUT (`put`) reads its body as a stream, with its own size limit and time budget, and only
+//! once the bearer token has been checked.
 
 use super::api::{Refusal, Report};
 use super::days;
@@ -195,13 +197,17 @@ impl PathRouterService for App {
         _state: &(),
         _path_parameters: (),
         _path: Path<'_>,
-        request: Request<'_, R>,
+        mut request: Request<'_, R>,
         response_writer: W,
     ) -> Result<ResponseSent, W::Error> {
         let body_length = request.body_connection.content_length();
-        let reply = match check(&request.parts, body_length) {
-            Ok(asked) => self.answer(asked).await,
-            Err(reply) => reply,
+        let reply = if request.parts.method() == "PUT" {
+            self.put(&request.parts, &mut request.body_connection).await
+        } else {
+            match check(&request.parts, body_length) {
+                Ok(asked) => self.answer(asked).await,
+                Err(reply) => reply,
+            }
         };
         self.report.requests.fetch_add(1, Ordering::Relaxed);
         if reply.status >= 400 {
@@ -234,7 +240,7 @@ fn check(parts: &RequestParts<'_>, body_length: usize) -> Result<Asked, Reply> {
         "HEAD" => true,
         _ => {
             let mut r = Reply::text(405, "method not allowed");
-            r.headers.push(("Allow", "GET, HEAD".into()));
+            r.headers.push(("Allow", "GET, HEAD, PUT".into()));
             return Err(r);
         }
     };
@@ -268,6 +274,25 @@ fn check(parts: &RequestParts<'_>, body_length: usize) -> Result<Asked, Reply> {
 }
 
 impl App {
+    /// `PUT /YYYY-MM-DD.csv` (see `put`).
+    async fn put<R: Read>(
+        &self,
+        parts: &RequestParts<'_>,
+        body: &mut picoserve::request::RequestBodyConnection<'_, R>,
+    ) -> Reply {
+        if parts.headers().iter().nth(MAX_HEADERS).is_some() {
+            return Reply::text(431, "too many headers");
+        }
+        let p = super::put::handle(&self.report, parts, body).await;
+        let mut r = Reply::text(p.status, &p.text);
+        if p.challenge {
+            r.headers
+                .push(("WWW-Authenticate", "Bearer realm=\"tsusen\"".into()));
+        }
+        r.headers.push(("Cache-Control", "no-store".into()));
+        r
+    }
+
     async fn answer(&self, asked: Asked) -> Reply {
         let mut reply = match asked.path.as_str() {
             "/" | "/index.html" => page(asked.gzip),

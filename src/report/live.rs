@@ -3,6 +3,7 @@
 //! and between flushes at most once a second, only while someone is looking); readers take the
 //! current `Arc` and never hold a lock while they work, so the sensor never waits on the page.
 
+use crate::addr::Addr;
 use crate::classify::FlowStats;
 use crate::sensor::Stats;
 use crate::tables::Row;
@@ -41,9 +42,20 @@ pub struct LiveSummary {
     pub file_lens: Option<Vec<(i64, Option<u64>)>>,
     /// NetFlow/IPFIX input counters (`name`, value) when the sensor takes flows.
     pub netflow: Vec<(&'static str, u64)>,
+    /// Sources the fingerprinter labels now (zmap, masscan …), sorted by address; bounded by
+    /// its capacity. Tool names of one source are joined with `+`.
+    pub tools: Vec<(Addr, String)>,
 }
 
 impl LiveSummary {
+    /// The tool a source is labelled with, if any.
+    pub fn tool_of(&self, a: &Addr) -> Option<&str> {
+        self.tools
+            .binary_search_by(|(k, _)| k.cmp(a))
+            .ok()
+            .map(|i| self.tools[i].1.as_str())
+    }
+
     /// Records the length of the day files of the days `rows` cover, as they are now. The
     /// sensor calls it just before `publish`, on its own thread, after any flush.
     pub fn stamp_files(&mut self, log_directory: &Path) {

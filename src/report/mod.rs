@@ -10,16 +10,21 @@
 //! - `days`, `data`: day files read, merged and cached.
 //! - `query`, `api`, `trend`, `status`, `services`, `json`: the answers.
 //! - `http`: picoserve, limits, gzip; `page.html`: the page.
+//! - `put`: `PUT /YYYY-MM-DD.csv`, rows merged into a day's file.
+//! - `geoip`: countries and AS of sources; `tools`: tool labels kept in EVENTS_FILE.
 
 mod api;
 mod data;
 mod days;
+mod geoip;
 mod http;
 pub mod live;
+mod put;
 mod query;
 pub mod serve_cmd;
 mod services;
 mod status;
+mod tools;
 mod trend;
 
 pub use api::ReportSettings;
@@ -105,12 +110,7 @@ pub fn serve_on(
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let report = Arc::new(api::Report::new(
-        ReportSettings {
-            log_directory: settings.log_directory.clone(),
-            trendline_period: settings.trendline_period,
-            trendline_daily_threshold: settings.trendline_daily_threshold,
-            trendline_daily_burst: settings.trendline_daily_burst,
-        },
+        ReportSettings::from_settings(settings),
         live,
     ));
     // Compressed now rather than on the first visit.

@@ -22,10 +22,13 @@ Options:
   --config FILE          read settings from FILE (tsusen.conf format)
   --log-dir DIR          where the daily CSV files are (LOG_DIRECTORY, default /var/log/tsusen)
   --http ADDR:PORT       where to listen (HTTP_ADDRESS and HTTP_PORT, default 0.0.0.0:8339)
+  --geoip FILE           a MaxMind DB of countries (GEOIP_DATABASE): GeoLite2/GeoIP2 or
+                         DB-IP Country or City, or an ip-location-db country file
+  --asn FILE             a MaxMind DB of autonomous systems (ASN_DATABASE, GeoLite2-ASN)
   -h, --help             this text
 
 Exit status: 0 stopped by a signal; 1 cannot listen; 2 usage.",
-    valued: &["--config", "--log-dir", "--http"],
+    valued: &["--config", "--log-dir", "--http", "--geoip", "--asn"],
     flags: &[],
 };
 
@@ -39,10 +42,16 @@ pub fn main(args: Vec<String>) -> ExitCode {
             "tsusen serve: unexpected argument '{extra}'\nTry 'tsusen serve --help'."
         )));
     }
-    let s = match settings(&p, "serve") {
+    let mut s = match settings(&p, "serve") {
         Ok(s) => s,
         Err(u) => return usage_exit(u),
     };
+    if let Some(f) = p.last("--geoip") {
+        s.geoip_database = Some(f.into());
+    }
+    if let Some(f) = p.last("--asn") {
+        s.asn_database = Some(f.into());
+    }
     let addr = match p.last("--http") {
         Some(v) => match parse_http(v) {
             Some(a) => a,

@@ -48,6 +48,12 @@ impl Report {
             "Requests refused (bad path, bad query, limits).",
             self.refused.load(AtomicOrdering::Relaxed).to_string(),
         );
+        m(
+            "http_puts_total",
+            "counter",
+            "Uploads (PUT /YYYY-MM-DD.csv) merged into a day file.",
+            self.puts.load(AtomicOrdering::Relaxed).to_string(),
+        );
         if !sensor {
             return o;
         }

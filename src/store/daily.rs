@@ -17,6 +17,8 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
@@ -51,15 +53,53 @@ struct Layout {
     len: u64,
     /// Length of the compacted base, the first run.
     base: u64,
+    /// The file's inode: another writer (a PUT merge) renames a new file in, which may have
+    /// the very same length, and our run offsets mean nothing in it.
+    ino: u64,
 }
 
 impl Layout {
     /// A file that is one sorted run of `len` bytes.
-    fn compacted(len: u64) -> Layout {
+    fn compacted(len: u64, ino: u64) -> Layout {
         Layout {
             runs: vec![0],
             len,
             base: len,
+            ino,
+        }
+    }
+}
+
+/// An exclusive `flock` on the log directory, held by whoever rewrites or appends to a day
+/// file: the sensor's flushes and a PUT merge (possibly in another process, `tsusen serve`)
+/// then never rename a file over each other's work. Released when dropped.
+pub struct DirLock {
+    _held: Option<File>,
+}
+
+/// Takes the lock on `dir`, waiting for it. Where the filesystem cannot lock (some network
+/// filesystems) it goes on without, once warned: counting must not stop over it.
+pub fn lock_dir(dir: &Path) -> io::Result<DirLock> {
+    let f = File::open(dir).map_err(|e| context(dir, e))?;
+    loop {
+        // SAFETY: flock on a descriptor we own; no memory is passed.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(DirLock { _held: Some(f) });
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ENOLCK) | Some(libc::EOPNOTSUPP) => {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    log::warn!(
+                        "{}: cannot be locked ({e}): going on without",
+                        dir.display()
+                    )
+                });
+                return Ok(DirLock { _held: None });
+            }
+            _ => return Err(context(dir, e)),
         }
     }
 }
@@ -93,7 +133,7 @@ fn context(path: &Path, e: io::Error) -> io::Error {
 impl DayFiles {
     /// Opens (creating) the log directory and clears temporary files a power cut left behind.
     pub fn open(dir: &Path, sort_chunk: usize) -> io::Result<DayFiles> {
-        fs::create_dir_all(dir).map_err(|e| context(dir, e))?;
+        let files = DayFiles::attach(dir, sort_chunk)?;
         for entry in fs::read_dir(dir).map_err(|e| context(dir, e))? {
             let entry = entry.map_err(|e| context(dir, e))?;
             let name = entry.file_name();
@@ -102,6 +142,13 @@ impl DayFiles {
                 let _ = fs::remove_file(entry.path());
             }
         }
+        Ok(files)
+    }
+
+    /// As `open`, for a second writer beside a running sensor (the report's PUT): leaves the
+    /// temporary files alone, since they may be the sensor's work in progress.
+    pub fn attach(dir: &Path, sort_chunk: usize) -> io::Result<DayFiles> {
+        fs::create_dir_all(dir).map_err(|e| context(dir, e))?;
         Ok(DayFiles {
             dir: dir.to_owned(),
             order: RowOrder::new(),
@@ -123,6 +170,11 @@ impl DayFiles {
         }
     }
 
+    /// Takes the directory lock (see `DirLock`).
+    fn lock(&self) -> io::Result<DirLock> {
+        lock_dir(&self.dir)
+    }
+
     fn temp_path(&self, day: i64, what: &str) -> PathBuf {
         let name = self.path(day);
         let name = name.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -134,6 +186,7 @@ impl DayFiles {
     /// runs have outgrown the base; `compact` (day end, shutdown) always leaves one sorted row
     /// per key. Returns the file's rows after a compaction, `None` after an append.
     pub fn write(&mut self, day: i64, rows: &[Row], compact: bool) -> io::Result<Option<u64>> {
+        let _lock = self.lock()?;
         let append = match self.layouts.get(&day) {
             Some(l) => !compact && l.len - l.base < l.base.max(APPEND_FLOOR),
             None => false,
@@ -147,6 +200,7 @@ impl DayFiles {
 
     /// Compacts every day file with appended runs for which `due` says so.
     pub fn compact_days(&mut self, due: impl Fn(i64) -> bool) -> io::Result<Vec<(i64, u64)>> {
+        let _lock = self.lock()?;
         let mut days: Vec<i64> = self
             .layouts
             .iter()
@@ -172,9 +226,13 @@ impl DayFiles {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(context(&path, e)),
         };
-        let len = file.metadata().map_err(|e| context(&path, e))?.len();
-        if len != layout.len {
-            log::warn!("{}: changed by someone else: compacting it", path.display());
+        let meta = file.metadata().map_err(|e| context(&path, e))?;
+        let len = meta.len();
+        if len != layout.len || meta.ino() != layout.ino {
+            log::info!(
+                "{}: changed by another writer (a PUT?): merging into it",
+                path.display()
+            );
             self.layouts.remove(&day);
             return Ok(false);
         }
@@ -223,14 +281,7 @@ impl DayFiles {
     fn compact(&mut self, day: i64, extra: &[Row]) -> io::Result<u64> {
         let path = self.path(day);
         let tmp = self.temp_path(day, "merge");
-        let runs = match self.layouts.get(&day) {
-            Some(l) => Some((l.runs.clone(), l.len)),
-            None => match fs::metadata(&path) {
-                Ok(m) => Some((vec![0], m.len())),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => return Err(context(&path, e)),
-            },
-        };
+        let runs = self.runs_now(day, &path)?;
         let mut sources = Vec::new();
         if let Some((starts, len)) = &runs {
             for (i, &start) in starts.iter().enumerate() {
@@ -254,13 +305,110 @@ impl DayFiles {
                 return Err(e);
             }
         };
-        if let Err(e) = self.rename_synced(&tmp, &path) {
-            let _ = fs::remove_file(&tmp);
+        self.install(day, &tmp, &path)?;
+        Ok(n)
+    }
+
+    /// Renames a merged file over the day's file and records it as one sorted run.
+    fn install(&mut self, day: i64, tmp: &Path, path: &Path) -> io::Result<()> {
+        if let Err(e) = self.rename_synced(tmp, path) {
+            let _ = fs::remove_file(tmp);
             return Err(e);
         }
-        let len = fs::metadata(&path).map_err(|e| context(&path, e))?.len();
-        self.layouts.insert(day, Layout::compacted(len));
-        Ok(n)
+        let m = fs::metadata(path).map_err(|e| context(path, e))?;
+        self.layouts
+            .insert(day, Layout::compacted(m.len(), m.ino()));
+        Ok(())
+    }
+
+    /// The day file's sorted runs and length: as we left it, or the whole file as one run when
+    /// another writer replaced or changed it since (or we never wrote it). `None`: no file.
+    fn runs_now(&mut self, day: i64, path: &Path) -> io::Result<Option<(Vec<u64>, u64)>> {
+        let m = match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.layouts.remove(&day);
+                return Ok(None);
+            }
+            Err(e) => return Err(context(path, e)),
+        };
+        if let Some(l) = self.layouts.get(&day) {
+            if l.len == m.len() && l.ino == m.ino() {
+                return Ok(Some((l.runs.clone(), l.len)));
+            }
+            self.layouts.remove(&day);
+        }
+        Ok(Some((vec![0], m.len())))
+    }
+
+    /// Merges rows uploaded for `day` into its file: `upload` holds them in any order, every
+    /// line already checked to be a row of that day. The upload is first cut into sorted
+    /// temporary runs (bounded memory whatever its size); then, under the directory lock, one
+    /// k-way merge of the day's file and those runs goes to a temporary file that is synced and
+    /// renamed over the day's file, directory synced. Returns the file's rows after. On any
+    /// error the day's file is as it was.
+    pub fn merge_upload(&mut self, day: i64, upload: &Path, tag: &str) -> io::Result<u64> {
+        let mut runs = Vec::new();
+        let result = self
+            .sorted_runs(day, upload, tag, &mut runs)
+            .and_then(|()| {
+                let _lock = self.lock()?;
+                let path = self.path(day);
+                let tmp = self.temp_path(day, &format!("{tag}-merge"));
+                let n = match self.merge_runs(day, &path, &runs, true, &tmp) {
+                    Ok(Ok(n)) => n,
+                    Ok(Err(NotSorted)) => {
+                        // The day's file is not in our order (the original tsusen's): sort it too.
+                        let _ = fs::remove_file(&tmp);
+                        self.sorted_runs(day, &path, &format!("{tag}-old"), &mut runs)?;
+                        match self.merge_runs(day, &path, &runs, false, &tmp)? {
+                            Ok(n) => n,
+                            Err(NotSorted) => {
+                                return Err(io::Error::other(format!(
+                                    "{}: still unsorted after sorting",
+                                    path.display()
+                                )))
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                };
+                self.install(day, &tmp, &path)?;
+                Ok(n)
+            });
+        for run in &runs {
+            let _ = fs::remove_file(run);
+        }
+        result
+    }
+
+    /// One merge of temporary sorted `runs`, and the day's file when `with_file` (not once
+    /// `sorted_runs` has sorted the file itself into `runs`).
+    fn merge_runs(
+        &mut self,
+        day: i64,
+        path: &Path,
+        runs: &[PathBuf],
+        with_file: bool,
+        to: &Path,
+    ) -> io::Result<Result<u64, NotSorted>> {
+        let mut sources = Vec::new();
+        if with_file {
+            if let Some((starts, len)) = self.runs_now(day, path)? {
+                for (i, &start) in starts.iter().enumerate() {
+                    let end = starts.get(i + 1).copied().unwrap_or(len);
+                    sources.push(self.run_source(path, start, end)?);
+                }
+            }
+        }
+        for run in runs {
+            let len = fs::metadata(run).map_err(|e| context(run, e))?.len();
+            sources.push(self.run_source(run, 0, len)?);
+        }
+        self.merge_into(sources, to)
     }
 
     fn run_source(&self, path: &Path, start: u64, end: u64) -> io::Result<Source<'static>> {
@@ -281,60 +429,76 @@ impl DayFiles {
     /// temporary runs, then one k-way merge with `extra`.
     fn sort_from_scratch(&mut self, day: i64, extra: &[Row], to: &Path) -> io::Result<u64> {
         let path = self.path(day);
-        let file = File::open(&path).map_err(|e| context(&path, e))?;
-        let mut reader = RowReader::new(BufReader::with_capacity(READ_BUFFER, file));
-        let mut chunk: Vec<Row> = Vec::new();
         let mut runs: Vec<PathBuf> = Vec::new();
-        let mut bad = 0u64;
-        let result = (|| -> io::Result<u64> {
-            loop {
-                let next = reader.next_row().map_err(|e| context(&path, e))?;
-                let last = next.is_none();
-                match next {
-                    Some(Ok(row)) => chunk.push(row),
-                    Some(Err(b)) => {
-                        bad += 1;
-                        if bad <= BAD_ROW_REPORTS {
-                            log::warn!("{}:{}: passed over: {}", path.display(), b.line, b.why);
-                        }
-                    }
-                    None => {}
+        let result = self
+            .sorted_runs(day, &path, "sort", &mut runs)
+            .and_then(|()| {
+                let mut sources = Vec::new();
+                for run in &runs {
+                    let len = fs::metadata(run).map_err(|e| context(run, e))?.len();
+                    sources.push(self.run_source(run, 0, len)?);
                 }
-                if chunk.len() >= self.sort_chunk || (last && !chunk.is_empty()) {
-                    let run = self.temp_path(day, &format!("run{}", runs.len()));
-                    runs.push(run.clone());
-                    chunk.sort_unstable_by(|a, b| self.order.keys(&a.key, &b.key));
-                    match self.merge_into(vec![Source::Mem(chunk.iter())], &run)? {
-                        Ok(_) => chunk.clear(),
-                        Err(NotSorted) => unreachable!("a sorted chunk is in order"),
-                    }
+                sources.push(Source::Mem(extra.iter()));
+                match self.merge_into(sources, to)? {
+                    Ok(n) => Ok(n),
+                    Err(NotSorted) => Err(io::Error::other(format!(
+                        "{}: still unsorted after sorting",
+                        path.display()
+                    ))),
                 }
-                if last {
-                    break;
-                }
-            }
-            let mut sources = Vec::new();
-            for run in &runs {
-                let len = fs::metadata(run).map_err(|e| context(run, e))?.len();
-                sources.push(self.run_source(run, 0, len)?);
-            }
-            sources.push(Source::Mem(extra.iter()));
-            match self.merge_into(sources, to)? {
-                Ok(n) => Ok(n),
-                Err(NotSorted) => Err(io::Error::other(format!(
-                    "{}: still unsorted after sorting",
-                    path.display()
-                ))),
-            }
-        })();
+            });
         for run in &runs {
             let _ = fs::remove_file(run);
         }
+        result
+    }
+
+    /// Cuts `src` (rows in any order) into sorted temporary runs of `sort_chunk` rows, pushed
+    /// on `runs` as they are written (so the caller removes them whatever happens). Lines that
+    /// are not rows are reported and passed over.
+    fn sorted_runs(
+        &mut self,
+        day: i64,
+        src: &Path,
+        tag: &str,
+        runs: &mut Vec<PathBuf>,
+    ) -> io::Result<()> {
+        let file = File::open(src).map_err(|e| context(src, e))?;
+        let mut reader = RowReader::new(BufReader::with_capacity(READ_BUFFER, file));
+        let mut chunk: Vec<Row> = Vec::new();
+        let mut bad = 0u64;
+        let first = runs.len();
+        loop {
+            let next = reader.next_row().map_err(|e| context(src, e))?;
+            let last = next.is_none();
+            match next {
+                Some(Ok(row)) => chunk.push(row),
+                Some(Err(b)) => {
+                    bad += 1;
+                    if bad <= BAD_ROW_REPORTS {
+                        log::warn!("{}:{}: passed over: {}", src.display(), b.line, b.why);
+                    }
+                }
+                None => {}
+            }
+            if chunk.len() >= self.sort_chunk || (last && !chunk.is_empty()) {
+                let run = self.temp_path(day, &format!("{tag}-run{}", runs.len() - first));
+                runs.push(run.clone());
+                chunk.sort_unstable_by(|a, b| self.order.keys(&a.key, &b.key));
+                match self.merge_into(vec![Source::Mem(chunk.iter())], &run)? {
+                    Ok(_) => chunk.clear(),
+                    Err(NotSorted) => unreachable!("a sorted chunk is in order"),
+                }
+            }
+            if last {
+                break;
+            }
+        }
         if bad > BAD_ROW_REPORTS {
-            log::warn!("{}: {bad} lines passed over in all", path.display());
+            log::warn!("{}: {bad} lines passed over in all", src.display());
         }
         self.bad_rows += bad;
-        result
+        Ok(())
     }
 
     /// The k-way merge at the heart of every rewrite: rows of equal key from any source (or
@@ -446,6 +610,7 @@ impl DayFiles {
     /// unsorted), so counting goes on from a clean file. Returns its rows, `None` when there is
     /// no file yet.
     pub fn prepare(&mut self, day: i64) -> io::Result<Option<u64>> {
+        let _lock = self.lock()?;
         let path = self.path(day);
         let len = match fs::metadata(&path) {
             Ok(m) => m.len(),
@@ -453,12 +618,13 @@ impl DayFiles {
             Err(e) => return Err(context(&path, e)),
         };
         cut_partial_line(&path, len)?;
-        let len = fs::metadata(&path).map_err(|e| context(&path, e))?.len();
+        let m = fs::metadata(&path).map_err(|e| context(&path, e))?;
+        let len = m.len();
         let Some(rows) = self.strictly_sorted(&path, len)? else {
             // A second run, a repeated key, or a file of the original tsusen: merge it.
             return self.compact(day, &[]).map(Some);
         };
-        self.layouts.insert(day, Layout::compacted(len));
+        self.layouts.insert(day, Layout::compacted(len, m.ino()));
         Ok(Some(rows))
     }
 

@@ -5,4 +5,4 @@ mod daily;
 pub mod snapshot;
 
 pub use self::csv::{RowReader, RowWriter, HEADER};
-pub use daily::{date_of_day, day_of_date, DayFiles};
+pub use daily::{date_of_day, day_of_date, lock_dir, DayFiles, DirLock};

@@ -112,10 +112,15 @@ pub fn sample_days(dir: &std::path::Path) {
 }
 
 pub fn start_on(dir: PathBuf) -> Server {
-    let settings = Settings {
-        log_directory: dir.clone(),
+    start_with(Settings {
+        log_directory: dir,
         ..Default::default()
-    };
+    })
+}
+
+/// A server over `settings.log_directory` (removed when the server is dropped).
+pub fn start_with(settings: Settings) -> Server {
+    let dir = settings.log_directory.clone();
     let live = LiveHandle::new();
     let stop: Stop = Arc::new(AtomicBool::new(false));
     let running = serve_on(
