@@ -313,3 +313,80 @@ fn tsusen_serve_takes_tool_labels_from_the_events_file() {
     let r = rows.iter().find(|r| r.0 == "203.0.113.4").unwrap();
     assert_eq!(r.4, s("mirai"));
 }
+
+/// Country and AS are columns like the others: a sort on them orders every row of the period
+/// (unknown first when ascending), pages stay disjoint, and the file order breaks ties.
+#[test]
+fn rows_sort_on_country_and_as() {
+    let srv = server(Some("country.mmdb"), Some("asn.mmdb"));
+    let (_, all) = by_source(&srv);
+    let total = all.len();
+    assert!(total > 4, "sample too small: {total} rows");
+    let code = |j: &Json| match j {
+        Json::Str(c) => Some(c.clone()),
+        _ => None,
+    };
+    let asn = |j: &Json| match j {
+        Json::Null => None,
+        n => Some(n.num() as u64),
+    };
+    for dir in ["asc", "desc"] {
+        // Two pages of half the rows each: together, every row once, in order.
+        let half = total.div_ceil(2);
+        let mut countries = Vec::new();
+        let mut ases = Vec::new();
+        let mut seen = Vec::new();
+        for page in [1, 2] {
+            for (sort, out) in [("country", &mut countries), ("asn", &mut ases)] {
+                let a = get(
+                    &srv,
+                    &format!(
+                        "/api/attempts?from=2024-03-01&to=2024-03-05&size={half}&page={page}&sort={sort}&dir={dir}"
+                    ),
+                    &[],
+                )
+                .json();
+                assert_eq!(a["sort"].str(), sort);
+                for r in a["rows"].items() {
+                    out.push((code(&r[8]), asn(&r[9])));
+                    if sort == "country" {
+                        let port = asn(&r[1]).map_or("-".to_string(), |p| p.to_string());
+                        seen.push(format!(
+                            "{} {port} {} {}",
+                            r[0].str(),
+                            r[3].str(),
+                            r[4].str()
+                        ));
+                    }
+                }
+            }
+        }
+        assert_eq!(countries.len(), total, "{dir}: pages cover every row");
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), total, "{dir}: no row twice across pages");
+        let mut want_c: Vec<Option<String>> = countries.iter().map(|(c, _)| c.clone()).collect();
+        want_c.sort();
+        let mut want_a: Vec<Option<u64>> = ases.iter().map(|(_, a)| *a).collect();
+        want_a.sort();
+        if dir == "desc" {
+            want_c.reverse();
+            want_a.reverse();
+        }
+        let got_c: Vec<Option<String>> = countries.iter().map(|(c, _)| c.clone()).collect();
+        let got_a: Vec<Option<u64>> = ases.iter().map(|(_, a)| *a).collect();
+        assert_eq!(got_c, want_c, "{dir}: rows in country order");
+        assert_eq!(got_a, want_a, "{dir}: rows in AS order");
+        // Several countries, so the order is one the sort made, not the file's.
+        for c in ["DE", "FR", "JP"] {
+            assert!(
+                got_c.iter().any(|x| x.as_deref() == Some(c)),
+                "{c}: {got_c:?}"
+            );
+        }
+        assert!(got_a.iter().any(|a| a.is_some()), "{got_a:?}");
+    }
+    // A sort the server cannot do within its bound says why, and an unknown one is refused.
+    let r = get(&srv, "/api/attempts?sort=planet", &[]);
+    assert_eq!(r.status, 400);
+}

@@ -252,11 +252,41 @@ impl Report {
             // Ties in file order, so that pages never overlap or skip.
             c.then_with(|| key_order(a, b, &self.rank))
         };
-        // Only the rows up to the page's end need to be in order.
-        if end > 0 && end < total {
-            rows.select_nth_unstable_by(end - 1, cmp);
+        if column.of_source() {
+            // One lookup per row, not per comparison; bounded, as lookups cost a microsecond.
+            if total > SOURCE_SORT_MAX_ROWS {
+                return Err(Refusal(
+                    400,
+                    format!(
+                        "sort: {} needs a lookup for every row; narrow the filter to at most \
+                         {SOURCE_SORT_MAX_ROWS} rows (now {total})",
+                        column.name()
+                    ),
+                ));
+            }
+            let mut keyed: Vec<(SourceKey, &Row)> = rows
+                .iter()
+                .map(|r| (self.source_key(column, &snap, &labels, &r.key.src), *r))
+                .collect();
+            let kcmp = |a: &(SourceKey, &Row), b: &(SourceKey, &Row)| {
+                let c = a.0.cmp(&b.0);
+                let c = if desc { c.reverse() } else { c };
+                c.then_with(|| key_order(a.1, b.1, &self.rank))
+            };
+            if end > 0 && end < total {
+                keyed.select_nth_unstable_by(end - 1, kcmp);
+            }
+            keyed[..end].sort_unstable_by(kcmp);
+            for (i, (_, r)) in keyed[..end].iter().enumerate() {
+                rows[i] = r;
+            }
+        } else {
+            // Only the rows up to the page's end need to be in order.
+            if end > 0 && end < total {
+                rows.select_nth_unstable_by(end - 1, cmp);
+            }
+            rows[..end].sort_unstable_by(cmp);
         }
-        rows[..end].sort_unstable_by(cmp);
 
         let mut o = String::with_capacity(256 + (end - start) * 110);
         o.push('{');
@@ -456,6 +486,36 @@ fn row_json(o: &mut String, r: &Row) {
     );
 }
 
+/// Rows of a view sorted on a source column at most (a lookup each: about a second's work).
+const SOURCE_SORT_MAX_ROWS: usize = 500_000;
+
+/// What a source column sorts on: a country code or AS number packed in an integer, or a tool
+/// name; unknown first.
+type SourceKey<'a> = (Option<u64>, Option<&'a str>);
+
+impl Report {
+    fn source_key<'a>(
+        &self,
+        column: Column,
+        snap: &'a Snapshot,
+        labels: &'a Labels,
+        a: &crate::addr::Addr,
+    ) -> SourceKey<'a> {
+        match column {
+            Column::Country => (
+                self.geo
+                    .place(a)
+                    .country
+                    .map(|c| u16::from_be_bytes(c) as u64),
+                None,
+            ),
+            Column::Asn => (self.geo.place(a).asn.map(u64::from), None),
+            Column::Tool => (None, tool_of(snap, labels, a)),
+            _ => (None, None),
+        }
+    }
+}
+
 fn key_order(a: &Row, b: &Row, rank: &SortRank) -> Ordering {
     (rank.of(a.key.proto), a.key.port, a.key.dst, a.key.src).cmp(&(
         rank.of(b.key.proto),
@@ -476,10 +536,14 @@ enum Column {
     First,
     Last,
     Count,
+    /// The source's country, AS number or tool: looked up for every row of the view.
+    Country,
+    Asn,
+    Tool,
 }
 
 impl Column {
-    const ALL: [(&'static str, Column); 8] = [
+    const ALL: [(&'static str, Column); 11] = [
         ("proto", Column::Proto),
         ("port", Column::Port),
         ("service", Column::Service),
@@ -488,6 +552,9 @@ impl Column {
         ("first", Column::First),
         ("last", Column::Last),
         ("count", Column::Count),
+        ("country", Column::Country),
+        ("asn", Column::Asn),
+        ("tool", Column::Tool),
     ];
 
     fn parse(s: &str) -> Result<Column, Refusal> {
@@ -506,6 +573,11 @@ impl Column {
     }
 
     /// Times and counts read best largest first, as tsusen's table did.
+    /// Columns that describe the source rather than the row: sorted on looked-up keys.
+    fn of_source(self) -> bool {
+        matches!(self, Column::Country | Column::Asn | Column::Tool)
+    }
+
     fn descending_first(self) -> bool {
         matches!(self, Column::First | Column::Last | Column::Count)
     }
@@ -522,6 +594,8 @@ impl Column {
             Column::First => a.first.cmp(&b.first),
             Column::Last => a.last.cmp(&b.last),
             Column::Count => a.count.cmp(&b.count),
+            // Sorted on looked-up keys by `sort_on_sources`, never row by row.
+            Column::Country | Column::Asn | Column::Tool => Ordering::Equal,
         }
     }
 }
