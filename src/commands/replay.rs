@@ -149,7 +149,18 @@ pub fn main(args: Vec<String>) -> ExitCode {
     let flushed = sensor.flush(Flush::Stop);
     let alerts = sensor.alerts.take().map(|mut a| {
         a.finish();
-        a.stats
+        (a.stats(), a.sink_counters().figures())
+    });
+    let events = alerts.as_ref().map_or(String::new(), |(st, sinks)| {
+        let mut s = String::from(", events");
+        for (k, n) in crate::alerts::EVENT_KINDS.iter().zip(st.events) {
+            s.push_str(&format!(" {k} {n}"));
+        }
+        s.push_str(&format!(", alerts dropped queue {}", st.dropped));
+        for (k, sent, dropped) in sinks {
+            s.push_str(&format!(", {} sent {sent} dropped {dropped}", k.name()));
+        }
+        s
     });
     let secs = started.elapsed().as_secs_f64();
     let st = sensor.stats;
@@ -157,7 +168,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         "replay: packets {}, attempts {}, malformed {}, rows {}, seconds {:.3}, packets/s {:.0}, \
          not-ip {}, fragments {}, ignored {}, unsupported {}, bad-time {}, flows evicted {}, \
          early flushes {}, bytes written {} (csv {}, snapshots {}; kernel write_bytes {}), \
-         scans {}, tool labels {}",
+         scans {}, tool labels {}{events}",
         st.packets,
         st.attempts,
         st.malformed,
@@ -175,8 +186,8 @@ pub fn main(args: Vec<String>) -> ExitCode {
         sensor.files().bytes_written,
         sensor.snapshot_bytes,
         kernel_write_bytes().map_or("unknown".into(), |b| b.to_string()),
-        alerts.map_or(0, |a| a.scans),
-        alerts.map_or(0, |a| a.labels),
+        alerts.as_ref().map_or(0, |a| a.0.scans),
+        alerts.as_ref().map_or(0, |a| a.0.labels),
     );
     if failed || !flushed || st.lost > 0 {
         if st.lost > 0 {

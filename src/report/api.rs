@@ -35,6 +35,8 @@ pub struct ReportSettings {
     pub trendline_period: u32,
     pub trendline_daily_threshold: u32,
     pub trendline_daily_burst: u32,
+    /// The spike rule the events use, so the page marks the same spikes.
+    pub spike: crate::detect::spike::SpikeRule,
 }
 
 /// An answer that is not a 200: status and a one-line reason.
@@ -162,6 +164,7 @@ impl Report {
         let rules = Rules {
             threshold: self.settings.trendline_daily_threshold,
             burst: self.settings.trendline_daily_burst,
+            spike: self.settings.spike.clone(),
         };
         let refs: Vec<&DayStats> = stats.iter().map(|s| s.as_ref()).collect();
         let (series, hidden) = trend::series(&refs, &rules, !filter.is_empty());

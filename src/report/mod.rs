@@ -13,7 +13,7 @@
 
 mod api;
 mod data;
-mod days;
+pub mod days;
 mod http;
 pub mod live;
 mod query;
@@ -110,6 +110,7 @@ pub fn serve_on(
             trendline_period: settings.trendline_period,
             trendline_daily_threshold: settings.trendline_daily_threshold,
             trendline_daily_burst: settings.trendline_daily_burst,
+            spike: settings.spike.clone(),
         },
         live,
     ));

@@ -1,0 +1,187 @@
+//! The spike watch: at every flush, each series' distinct sources of the day being written
+//! against its baseline from the day files before it (rule in `detect::spike`); one event per
+//! series per day, the series that fired kept in the snapshot so a restart does not fire again.
+//!
+//! Today's sources come from the rows each flush takes out of the sensor's table (and once, at
+//! the first flush of a day or after a restart, from what the day's file already holds); the
+//! baseline is read from the previous days' files once per day and kept until the day changes.
+
+use crate::detect::event::{Event, EventKind, Value};
+use crate::detect::spike::{DistinctSources, SeriesKey, SpikeRule};
+use crate::tables::Row;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+/// What the snapshot keeps: the day watched and the series that fired on it.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpikeState {
+    pub day: i64,
+    pub fired: Vec<(u8, Option<u16>)>,
+}
+
+struct Baseline {
+    day: i64,
+    /// Days with a file in the history.
+    days: usize,
+    counts: HashMap<SeriesKey, Vec<u32>>,
+}
+
+pub struct SpikeWatch {
+    rule: SpikeRule,
+    day: Option<i64>,
+    today: DistinctSources,
+    /// Today's file has been read into `today`.
+    seeded: bool,
+    baseline: Option<Baseline>,
+    fired: BTreeSet<SeriesKey>,
+    capacity: usize,
+}
+
+impl SpikeWatch {
+    pub fn new(rule: SpikeRule, capacity: usize) -> SpikeWatch {
+        SpikeWatch {
+            rule,
+            day: None,
+            today: DistinctSources::new(capacity),
+            seeded: false,
+            baseline: None,
+            fired: BTreeSet::new(),
+            capacity,
+        }
+    }
+
+    fn start_day(&mut self, day: i64) {
+        self.day = Some(day);
+        self.today.clear();
+        self.seeded = false;
+        self.fired.clear();
+    }
+
+    fn seed(&mut self, dir: &Path) {
+        let Some(day) = self.day else { return };
+        if self.seeded {
+            return;
+        }
+        self.seeded = true;
+        let path = crate::report::days::path(dir, day);
+        if let Err(e) = self.today.add_file(&path) {
+            log::warn!("spikes: today's sources from {}: {e}", path.display());
+        }
+    }
+
+    /// The rows of `day` a flush is about to write (call before writing them).
+    pub fn rows(&mut self, day: i64, rows: &[Row], dir: &Path) {
+        match self.day {
+            Some(d) if day < d => return,
+            Some(d) if day == d => {}
+            _ => self.start_day(day),
+        }
+        self.seed(dir);
+        for r in rows {
+            self.today.add_row(r);
+        }
+    }
+
+    fn load_baseline(&mut self, day: i64, dir: &Path) {
+        if self.baseline.as_ref().is_some_and(|b| b.day == day) {
+            return;
+        }
+        let files = match crate::report::days::list(dir) {
+            Ok(f) => f,
+            Err(e) => {
+                log::warn!("spikes: listing {}: {e}", dir.display());
+                Default::default()
+            }
+        };
+        let history: Vec<i64> = files.keys().copied().filter(|&d| d < day).collect();
+        let from = history.len().saturating_sub(self.rule.history_days as usize);
+        let history = &history[from..];
+        let mut counts: HashMap<SeriesKey, Vec<u32>> = HashMap::new();
+        let mut scratch = DistinctSources::new(self.capacity);
+        for (i, &d) in history.iter().enumerate() {
+            scratch.clear();
+            let path = crate::report::days::path(dir, d);
+            if let Err(e) = scratch.add_file(&path) {
+                log::warn!("spikes: baseline from {}: {e}", path.display());
+            }
+            for (k, n) in scratch.counts() {
+                counts.entry(k).or_insert_with(|| vec![0; history.len()])[i] =
+                    n.min(u32::MAX as u64) as u32;
+            }
+        }
+        self.baseline = Some(Baseline {
+            day,
+            days: history.len(),
+            counts,
+        });
+    }
+
+    /// Checks every series of the day watched; new spikes become events stamped `now`.
+    pub fn check(&mut self, dir: &Path, now: i64, observer: &str, out: &mut Vec<Event>) {
+        let Some(day) = self.day else { return };
+        self.seed(dir);
+        self.load_baseline(day, dir);
+        let b = self.baseline.as_ref().expect("loaded above");
+        if b.days < self.rule.min_history as usize {
+            return;
+        }
+        let zeros = vec![0u32; b.days];
+        let mut spikes: Vec<(SeriesKey, u64)> = self
+            .today
+            .counts()
+            .filter(|(k, n)| *n >= self.rule.min_sources as u64 && !self.fired.contains(k))
+            .collect();
+        spikes.sort_unstable();
+        for (key, n) in spikes {
+            let history = b.counts.get(&key).unwrap_or(&zeros);
+            let Some(v) = self.rule.judge(history, n) else {
+                continue;
+            };
+            if !v.spike {
+                continue;
+            }
+            self.fired.insert(key);
+            let mut buf = [0u8; 4];
+            let pname = String::from_utf8_lossy(crate::proto::name(key.0, &mut buf)).into_owned();
+            let mut details = vec![("proto", Value::Str(pname))];
+            if let Some(p) = key.1 {
+                details.push(("port", Value::Int(p as i64)));
+            }
+            details.extend([
+                ("sources", Value::Int(n as i64)),
+                ("median", Value::Num(format!("{}", v.median))),
+                ("mad", Value::Num(format!("{}", v.mad))),
+                ("threshold", Value::Int(v.threshold.min(i64::MAX as u64) as i64)),
+                ("history_days", Value::Int(b.days as i64)),
+                ("day", Value::Str(crate::report::days::date_text(day))),
+            ]);
+            out.push(Event {
+                kind: EventKind::Spike,
+                observer: observer.into(),
+                offender: None,
+                timestamp: now,
+                details,
+            });
+        }
+    }
+
+    pub fn export(&self) -> SpikeState {
+        SpikeState {
+            day: self.day.unwrap_or(i64::MIN),
+            fired: self.fired.iter().copied().collect(),
+        }
+    }
+
+    pub fn import(&mut self, s: &SpikeState) {
+        if s.day == i64::MIN {
+            return;
+        }
+        self.start_day(s.day);
+        self.fired = s.fired.iter().copied().collect();
+    }
+
+    /// Sources the day's count could not tell apart (capacity reached).
+    pub fn saturated(&self) -> u64 {
+        self.today.saturated
+    }
+}

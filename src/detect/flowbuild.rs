@@ -1,0 +1,253 @@
+//! Flows built from live packets, as a NetFlow exporter builds them, for the flow sensors.
+//!
+//! A flow is unidirectional: the packets of one (source, destination, ports, protocol) with
+//! their count, IP bytes, the OR of their TCP flags, and first/last seen. A flow is exported
+//! (handed to the caller) when it has been idle `idle` seconds, when it has run `active`
+//! seconds, or when its bucket is full and it is the least recently seen there (NetFlow's
+//! emergency expiry). The table is allocated once: `capacity` slots in buckets of `WAYS`,
+//! found by a hash keyed per process, so a flood of spoofed sources costs evictions, never
+//! memory, and crafted addresses cannot pile into one bucket. Expiry sweeps the table once per
+//! second of the clock (packet time in replay), which at the default capacity is a few
+//! milliseconds a second at most.
+
+use crate::addr::Addr;
+use crate::decode::Packet;
+use crate::hash::KeyedHash;
+use crate::proto;
+
+/// Slots per bucket.
+const WAYS: usize = 8;
+
+/// One exported flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flow {
+    pub src: Addr,
+    pub dst: Addr,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub tcp_flags: u8,
+    /// Its source is ours and its destination is not.
+    pub outbound: bool,
+    pub packets: u64,
+    pub bytes: u64,
+    pub first: i64,
+    pub last: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowBuilderStats {
+    pub packets: u64,
+    pub flows: u64,
+    /// Flows exported because their bucket was full.
+    pub evicted: u64,
+    /// Flows held now.
+    pub active: u64,
+}
+
+pub struct FlowBuilder {
+    /// `packets == 0` marks a free slot.
+    slots: Vec<Flow>,
+    mask: usize,
+    hash: KeyedHash,
+    idle: i64,
+    active: i64,
+    swept: i64,
+    pub stats: FlowBuilderStats,
+}
+
+impl FlowBuilder {
+    /// `capacity` is rounded up to a power of two buckets of `WAYS` slots.
+    pub fn new(capacity: usize, idle: u64, active: u64) -> FlowBuilder {
+        let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        FlowBuilder {
+            slots: vec![Flow::default(); buckets * WAYS],
+            mask: buckets - 1,
+            hash: KeyedHash::random(),
+            idle: idle.max(1) as i64,
+            active: active.max(1) as i64,
+            swept: i64::MIN,
+            stats: FlowBuilderStats::default(),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    #[inline]
+    fn bucket(&self, p: &Packet) -> usize {
+        let (s, d) = (p.src.bytes(), p.dst.bytes());
+        let w = |b: &[u8; 16], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8"));
+        let h = self.hash.hash(&[
+            w(s, 0),
+            w(s, 8),
+            w(d, 0),
+            w(d, 8),
+            (p.sport as u64) << 24 | (p.dport as u64) << 8 | p.proto as u64,
+        ]);
+        (h as usize & self.mask) * WAYS
+    }
+
+    /// One packet of ours or to us at `now`; flows that end go to `export`.
+    #[inline]
+    pub fn packet(
+        &mut self,
+        p: &Packet,
+        outbound: bool,
+        now: i64,
+        export: &mut impl FnMut(&Flow, i64),
+    ) {
+        self.sweep(now, export);
+        self.stats.packets += 1;
+        let (sport, dport) = if proto::has_ports(p.proto) {
+            (p.sport, p.dport)
+        } else {
+            (0, 0)
+        };
+        let flags = if p.proto == proto::TCP { p.tcp_flags } else { 0 };
+        let b = self.bucket(p);
+        let bucket = &mut self.slots[b..b + WAYS];
+        let mut free = None;
+        for (i, f) in bucket.iter_mut().enumerate() {
+            if f.packets == 0 {
+                free.get_or_insert(i);
+                continue;
+            }
+            if f.src == p.src
+                && f.dst == p.dst
+                && f.sport == sport
+                && f.dport == dport
+                && f.proto == p.proto
+            {
+                f.packets += 1;
+                f.bytes += p.ip_len as u64;
+                f.tcp_flags |= flags;
+                f.last = f.last.max(now);
+                return;
+            }
+        }
+        let i = match free {
+            Some(i) => i,
+            None => {
+                // Full: the least recently seen of the bucket goes out now.
+                let mut o = 0;
+                for i in 1..WAYS {
+                    if self.slots[b + i].last < self.slots[b + o].last {
+                        o = i;
+                    }
+                }
+                let gone = self.slots[b + o];
+                self.stats.evicted += 1;
+                self.stats.active -= 1;
+                export(&gone, now);
+                o
+            }
+        };
+        self.stats.flows += 1;
+        self.stats.active += 1;
+        self.slots[b + i] = Flow {
+            src: p.src,
+            dst: p.dst,
+            sport,
+            dport,
+            proto: p.proto,
+            tcp_flags: flags,
+            outbound,
+            packets: 1,
+            bytes: p.ip_len as u64,
+            first: now,
+            last: now,
+        };
+    }
+
+    /// Exports the flows idle or running too long, once per second of the clock.
+    pub fn sweep(&mut self, now: i64, export: &mut impl FnMut(&Flow, i64)) {
+        if now <= self.swept {
+            return;
+        }
+        self.swept = now;
+        if self.stats.active == 0 {
+            return;
+        }
+        for f in self.slots.iter_mut() {
+            if f.packets > 0 && (now - f.last >= self.idle || now - f.first >= self.active) {
+                export(f, now);
+                f.packets = 0;
+                self.stats.active -= 1;
+            }
+        }
+    }
+
+    /// Exports every flow (the sensor stops).
+    pub fn drain(&mut self, now: i64, export: &mut impl FnMut(&Flow, i64)) {
+        for f in self.slots.iter_mut() {
+            if f.packets > 0 {
+                export(f, now);
+                f.packets = 0;
+            }
+        }
+        self.stats.active = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::flags;
+    use crate::detect::test_packet;
+
+    fn collect(b: &mut FlowBuilder, p: &Packet, now: i64, out: &mut Vec<Flow>) {
+        b.packet(p, false, now, &mut |f, _| out.push(*f));
+    }
+
+    #[test]
+    fn builds_and_expires_like_netflow() {
+        let mut b = FlowBuilder::new(64, 15, 60);
+        let mut out = Vec::new();
+        let mut p = test_packet();
+        collect(&mut b, &p, 100, &mut out);
+        p.tcp_flags = flags::ACK;
+        collect(&mut b, &p, 101, &mut out);
+        p.dport = 81;
+        collect(&mut b, &p, 101, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(b.stats.active, 2);
+        // Idle 15 s after its last packet.
+        b.sweep(115, &mut |f, _| out.push(*f));
+        assert!(out.is_empty());
+        b.sweep(116, &mut |f, _| out.push(*f));
+        assert_eq!(out.len(), 2);
+        let f = out.iter().find(|f| f.dport == 80).unwrap();
+        assert_eq!((f.packets, f.bytes), (2, 80));
+        assert_eq!(f.tcp_flags, flags::SYN | flags::ACK);
+        assert_eq!((f.first, f.last), (100, 101));
+        // Active timeout: a flow that never idles is cut every 60 s.
+        out.clear();
+        for t in 200..=260 {
+            collect(&mut b, &p, t, &mut out);
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].packets, 60);
+        let mut rest = Vec::new();
+        b.drain(300, &mut |f, _| rest.push(*f));
+        assert_eq!(rest.len(), 1);
+        assert_eq!(b.stats.active, 0);
+    }
+
+    #[test]
+    fn spoofed_flood_stays_in_its_table() {
+        let mut b = FlowBuilder::new(1024, 15, 60);
+        let mut n = 0u64;
+        let mut p = test_packet();
+        for i in 0..100_000u32 {
+            let x = i.to_be_bytes();
+            p.src = Addr::v4([10, x[1], x[2], x[3]]);
+            b.packet(&p, false, 1000, &mut |_, _| n += 1);
+        }
+        assert_eq!(b.capacity(), 1024);
+        assert_eq!(b.stats.active as usize + n as usize, 100_000);
+        assert!(b.stats.active <= 1024);
+        assert_eq!(b.stats.evicted, n);
+    }
+}
