@@ -237,6 +237,39 @@ impl Amqp {
     }
 }
 
+impl Amqp {
+    /// Basic.Get without acknowledgement: the queue's next message, `None` when it is empty.
+    /// For checks and tests: tsusen itself only publishes.
+    pub fn get(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let mut a = Vec::new();
+        a.extend_from_slice(&0u16.to_be_bytes());
+        put_short_str(&mut a, &self.queue);
+        a.push(1); // no-ack
+        self.send_method(1, 60, 70, &a)?;
+        loop {
+            match self.read_method()? {
+                (60, 72, _) => return Ok(None),
+                (60, 71, _) => break,
+                _ => continue,
+            }
+        }
+        let (kind, _, h) = self.read_frame()?;
+        if kind != FRAME_HEADER || h.len() < 12 {
+            return Err(bad("expected a content header"));
+        }
+        let size = u64::from_be_bytes(h[4..12].try_into().expect("8 bytes")) as usize;
+        let mut body = Vec::with_capacity(size.min(1 << 20));
+        while body.len() < size {
+            let (kind, _, part) = self.read_frame()?;
+            if kind != FRAME_BODY {
+                return Err(bad("expected a content body"));
+            }
+            body.extend_from_slice(&part);
+        }
+        Ok(Some(body))
+    }
+}
+
 impl Publisher for Amqp {
     fn connect(&mut self) -> io::Result<()> {
         self.stream = Some(self.url.connect()?);

@@ -4,9 +4,9 @@
 //! thread owns the detectors; the sinks run on their own thread behind a bounded queue, and
 //! when it is full an alert is dropped and counted rather than waited for.
 
-mod amqp;
+pub mod amqp;
 mod mqtt;
-mod netsink;
+pub mod netsink;
 mod sink;
 pub mod spikes;
 mod syslog;

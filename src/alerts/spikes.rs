@@ -185,3 +185,95 @@ impl SpikeWatch {
         self.today.saturated
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::Addr;
+    use crate::store::RowWriter;
+    use crate::tables::Key;
+
+    const DAY: i64 = 20_454; // 2026-01-01
+
+    fn row(day: i64, port: u16, src: u8) -> Row {
+        let t = day * 86_400 + 3600;
+        Row {
+            key: Key {
+                proto: 6,
+                port: Some(port),
+                dst: Addr::v4([198, 51, 100, 10]),
+                src: Addr::v4([203, 0, 113, src]),
+            },
+            first: t,
+            last: t,
+            count: 1,
+        }
+    }
+
+    fn write_day(dir: &Path, day: i64, rows: &[Row]) {
+        let f = std::fs::File::create(crate::report::days::path(dir, day)).unwrap();
+        let mut w = RowWriter::new(f);
+        w.header().unwrap();
+        for r in rows {
+            w.row(r).unwrap();
+        }
+    }
+
+    #[test]
+    fn fires_once_per_series_per_day_and_not_again_after_a_restart() {
+        let dir = std::env::temp_dir().join(format!("tsusen-spikes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for d in 0..5 {
+            let rows: Vec<Row> = (1..=4 + d as u8 % 2).map(|s| row(DAY + d, 23, s)).collect();
+            write_day(&dir, DAY + d, &rows);
+        }
+        let today = DAY + 5;
+        let mut w = SpikeWatch::new(SpikeRule::default(), 1000);
+        let mut out = Vec::new();
+        // A normal day: no event.
+        let normal: Vec<Row> = (1..=5).map(|s| row(today, 23, s)).collect();
+        w.rows(today, &normal, &dir);
+        w.check(&dir, today * 86_400 + 3600, "eth0", &mut out);
+        assert!(out.is_empty());
+        // Then the spike, over two flushes: one event.
+        let burst: Vec<Row> = (10..40).map(|s| row(today, 23, s)).collect();
+        w.rows(today, &burst, &dir);
+        w.check(&dir, today * 86_400 + 7200, "eth0", &mut out);
+        assert_eq!(out.len(), 1);
+        let e = &out[0];
+        assert_eq!(e.kind, EventKind::Spike);
+        assert_eq!(e.offender, None);
+        assert_eq!(e.detail("port"), Some(&Value::Int(23)));
+        assert_eq!(e.detail("sources"), Some(&Value::Int(35)));
+        assert_eq!(e.detail("threshold"), Some(&Value::Int(10)));
+        assert_eq!(e.detail("history_days"), Some(&Value::Int(5)));
+        let more: Vec<Row> = (40..60).map(|s| row(today, 23, s)).collect();
+        w.rows(today, &more, &dir);
+        w.check(&dir, today * 86_400 + 9000, "eth0", &mut out);
+        assert_eq!(out.len(), 1, "once a day");
+        // A restart from the snapshot: today's file holds the rows, and it does not fire again.
+        let mut all = normal.clone();
+        all.extend(&burst);
+        all.extend(&more);
+        write_day(&dir, today, &all);
+        let state = w.export();
+        let mut w2 = SpikeWatch::new(SpikeRule::default(), 1000);
+        w2.import(&state);
+        w2.rows(today, &[row(today, 23, 99)], &dir);
+        w2.check(&dir, today * 86_400 + 9900, "eth0", &mut out);
+        assert_eq!(out.len(), 1, "not again after a restart");
+        // Without the snapshot it would have.
+        let mut w3 = SpikeWatch::new(SpikeRule::default(), 1000);
+        w3.rows(today, &[row(today, 23, 99)], &dir);
+        w3.check(&dir, today * 86_400 + 9900, "eth0", &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].detail("sources"), Some(&Value::Int(56)));
+        // The next day starts afresh.
+        let next: Vec<Row> = (100..140).map(|s| row(today + 1, 23, s)).collect();
+        w2.rows(today + 1, &next, &dir);
+        w2.check(&dir, (today + 1) * 86_400 + 3600, "eth0", &mut out);
+        assert_eq!(out.len(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
