@@ -22,6 +22,8 @@ packages=(
     qemu-user-static binutils busybox
     # The report page is checked in a real headless browser (tests/report_browser.rs).
     chromium
+    # The alert sinks are checked against real brokers on loopback (tests/alerts.rs).
+    mosquitto mosquitto-clients rabbitmq-server
 )
 
 step() { printf '\n=== %s\n' "$*"; }

@@ -79,6 +79,10 @@ pub const FLOW_BUILDER_CAPACITY: usize = 65_536;
 pub const FLOW_BUILDER_IDLE: u64 = 15;
 pub const FLOW_BUILDER_ACTIVE: u64 = 60;
 
+/// Events of one type sent per minute (of event time) at most; more are counted as suppressed
+/// (a flood of spoofed sources can make each packet an offender).
+pub const EVENT_RATE_LIMIT: u32 = 600;
+
 /// Alerts each network sink (MQTT, AMQP) holds while its broker is slow or away before it
 /// drops new ones (counted per sink).
 pub const SINK_BUFFER: usize = 1024;

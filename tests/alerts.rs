@@ -186,25 +186,60 @@ fn spike_fires_once_on_the_spike_day_only() {
         let base = (DAY0 + d * 86_400) as f64;
         for s in 0..(4 + d % 3) {
             let src = format!("203.0.113.{}", 1 + s);
-            pkts.push(syn(base + 3600.0 + s as f64, &src, 40000, "198.51.100.10", 23, SYN));
+            pkts.push(syn(
+                base + 3600.0 + s as f64,
+                &src,
+                40000,
+                "198.51.100.10",
+                23,
+                SYN,
+            ));
         }
         for s in 0..3 {
             let src = format!("203.0.113.{}", 50 + s);
-            pkts.push(syn(base + 7200.0 + s as f64, &src, 40000, "198.51.100.10", 22, SYN));
+            pkts.push(syn(
+                base + 7200.0 + s as f64,
+                &src,
+                40000,
+                "198.51.100.10",
+                22,
+                SYN,
+            ));
         }
     }
     // The spike day: 60 sources on telnet over ten hours (several flushes), ssh as usual.
     let base = (DAY0 + 6 * 86_400) as f64;
     for s in 0..60u64 {
         let src = format!("192.0.2.{}", 1 + s);
-        pkts.push(syn(base + 3600.0 + s as f64 * 600.0, &src, 40000, "198.51.100.10", 23, SYN));
+        pkts.push(syn(
+            base + 3600.0 + s as f64 * 600.0,
+            &src,
+            40000,
+            "198.51.100.10",
+            23,
+            SYN,
+        ));
     }
     for s in 0..3 {
         let src = format!("203.0.113.{}", 50 + s);
-        pkts.push(syn(base + 7300.0 + s as f64, &src, 40000, "198.51.100.10", 22, SYN));
+        pkts.push(syn(
+            base + 7300.0 + s as f64,
+            &src,
+            40000,
+            "198.51.100.10",
+            22,
+            SYN,
+        ));
     }
     // And a quiet next morning, so the spike day also ends by the day change.
-    pkts.push(syn(base + 86_400.0 + 60.0, "203.0.113.50", 40000, "198.51.100.10", 22, SYN));
+    pkts.push(syn(
+        base + 86_400.0 + 60.0,
+        "203.0.113.50",
+        40000,
+        "198.51.100.10",
+        22,
+        SYN,
+    ));
     pkts.sort_by_key(|p| (p.sec, p.usec));
     let cap = dir.path("days.pcap");
     write_pcap(&cap, LINKTYPE_RAW, &pkts).unwrap();
@@ -246,7 +281,14 @@ fn flow_capture(path: &Path) {
             SYN,
         ));
     }
-    pkts.push(syn(t0 + 1.0, "203.0.113.20", 42000, "198.51.100.11", 445, SYN));
+    pkts.push(syn(
+        t0 + 1.0,
+        "203.0.113.20",
+        42000,
+        "198.51.100.11",
+        445,
+        SYN,
+    ));
     for i in 0..30u16 {
         let server = format!("192.0.2.{}", 1 + i);
         let t = t0 + 10.0 + i as f64;
@@ -263,7 +305,12 @@ fn flow_sensors_on_a_built_capture() {
     let cap = dir.path("flows.pcap");
     flow_capture(&cap);
     let ev = dir.path("events.jsonl");
-    let out = replay(&dir, &format!("EVENTS_FILE {}\n", ev.display()), &[], &[&cap]);
+    let out = replay(
+        &dir,
+        &format!("EVENTS_FILE {}\n", ev.display()),
+        &[],
+        &[&cap],
+    );
     assert!(out.status.success());
     let portscan = events(&ev, "portscan");
     assert_eq!(portscan.len(), 1, "{portscan:?}");
@@ -280,10 +327,7 @@ fn flow_sensors_on_a_built_capture() {
     // scanlogd's detector sees the portscan too.
     assert!(!events(&ev, "scan").is_empty());
     let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        summary.contains("portscan 1 winscan 1 spam 1"),
-        "{summary}"
-    );
+    assert!(summary.contains("portscan 1 winscan 1 spam 1"), "{summary}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -372,7 +416,16 @@ fn mosquitto_sub(dir: &TempDir, port: u16, out: &str) -> Proc {
     let p = Proc::spawn(
         Command::new("mosquitto_sub")
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-t", "tsusen/+/events", "-q", "1", "-c", "-i", "tsusen-test-sub", "-v"])
+            .args([
+                "-t",
+                "tsusen/+/events",
+                "-q",
+                "1",
+                "-c",
+                "-i",
+                "tsusen-test-sub",
+                "-v",
+            ])
             .stdout(fs::File::create(dir.path(out)).unwrap())
             .stderr(Stdio::null()),
     );
@@ -426,7 +479,10 @@ fn mqtt_qos1_to_mosquitto_across_a_broker_restart() {
     // Mid-stream the broker dies, and comes back a moment later.
     thread::sleep(Duration::from_secs(4));
     let before = events(&ev, "winscan").len();
-    say!("killing mosquitto (pid {}) after {before} events", broker.pid());
+    say!(
+        "killing mosquitto (pid {}) after {before} events",
+        broker.pid()
+    );
     broker.stop();
     sub.stop();
     thread::sleep(Duration::from_millis(1500));
@@ -434,14 +490,21 @@ fn mqtt_qos1_to_mosquitto_across_a_broker_restart() {
     let status = tsusen.wait(Duration::from_secs(60)).expect("replay ends");
     let summary = fs::read_to_string(dir.path("replay.out")).unwrap();
     say!("{summary}");
-    assert!(status.success(), "{}", fs::read_to_string(dir.path("replay.err")).unwrap());
+    assert!(
+        status.success(),
+        "{}",
+        fs::read_to_string(dir.path("replay.err")).unwrap()
+    );
     // The subscriber's persistent session kept what came while it was away.
     let mut sub2 = mosquitto_sub(&dir, port, "sub2.out");
     thread::sleep(Duration::from_secs(2));
     sub2.stop();
     let sent = events(&ev, "winscan");
     assert_eq!(sent.len(), n as usize);
-    assert!(before > 0 && before < n as usize, "the broker died mid-stream");
+    assert!(
+        before > 0 && before < n as usize,
+        "the broker died mid-stream"
+    );
     let mut got = std::collections::HashSet::new();
     for f in ["sub1.out", "sub2.out"] {
         for line in fs::read_to_string(dir.path(f)).unwrap_or_default().lines() {
@@ -456,7 +519,10 @@ fn mqtt_qos1_to_mosquitto_across_a_broker_restart() {
     assert!(summary.contains("mqtt sent"), "{summary}");
     assert!(summary.contains("dropped 0"), "{summary}");
     let log2 = fs::read_to_string(dir.path("mosquitto2.log")).unwrap();
-    assert!(log2.contains("tsusen-"), "tsusen reconnected to the new broker");
+    assert!(
+        log2.contains("tsusen-"),
+        "tsusen reconnected to the new broker"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -561,7 +627,10 @@ fn amqp_to_a_durable_queue_on_rabbitmq() {
         .map(String::from)
         .collect();
     assert!(sent.len() >= 4, "{sent:?}");
-    assert!(summary.contains(&format!("amqp sent {} dropped 0", sent.len())), "{summary}");
+    assert!(
+        summary.contains(&format!("amqp sent {} dropped 0", sent.len())),
+        "{summary}"
+    );
     // The queue is net-security's, durable, and holds every event.
     let queues = rabbit
         .ctl(&["list_queues", "name", "durable", "messages"])

@@ -210,7 +210,7 @@ impl Amqp {
             server_frame_max.min(FRAME_MAX)
         };
         let mut a = Vec::new();
-        a.extend_from_slice(&channel_max.max(1).min(2047).to_be_bytes());
+        a.extend_from_slice(&channel_max.clamp(1, 2047).to_be_bytes());
         a.extend_from_slice(&self.frame_max.to_be_bytes());
         a.extend_from_slice(&0u16.to_be_bytes()); // no heartbeats
         self.send_method(0, 10, 31, &a)?;
@@ -352,6 +352,9 @@ mod tests {
     fn frames_as_the_spec_draws_them() {
         let f = frame(FRAME_METHOD, 1, &method(85, 10, &[0]));
         assert_eq!(f, [1, 0, 1, 0, 0, 0, 5, 0, 85, 0, 10, 0, 0xce]);
-        assert_eq!(close_reason(&[1, 0x93, 3, b'a', b'b', b'c', 0, 0]), "403 abc");
+        assert_eq!(
+            close_reason(&[1, 0x93, 3, b'a', b'b', b'c', 0, 0]),
+            "403 abc"
+        );
     }
 }

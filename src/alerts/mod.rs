@@ -64,11 +64,16 @@ pub struct AlertStats {
     pub labels: u64,
     /// Events raised, by type in the order of [`EVENT_KINDS`].
     pub events: [u64; 6],
+    /// Events over EVENT_RATE_LIMIT, by type: counted, not sent.
+    pub suppressed: [u64; 6],
     /// Alerts dropped because the sink thread's queue was full.
     pub dropped: u64,
     /// The live flow builder.
     pub flow_builder: FlowBuilderStats,
 }
+
+/// The detectors' figures and, per configured sink, (sink, delivered, dropped).
+pub type AlertFigures = (AlertStats, Vec<(SinkKind, u64, u64)>);
 
 /// What the detectors need besides scanlogd's settings.
 #[derive(Clone, Debug, Default)]
@@ -95,6 +100,8 @@ pub struct Alerts {
     tx: Option<SyncSender<Alert>>,
     sink: Option<JoinHandle<()>>,
     counters: Arc<SinkCounters>,
+    /// Per event type: the minute (of event time) being counted, and events sent in it.
+    rate: [(i64, u32); 6],
     pub stats: AlertStats,
 }
 
@@ -122,6 +129,7 @@ impl Alerts {
             tx,
             sink,
             counters,
+            rate: [(i64::MIN, 0); 6],
             stats: AlertStats::default(),
         }
     }
@@ -179,8 +187,7 @@ impl Alerts {
 
     /// After a flush: the spike check of the day being written.
     pub fn check_spikes(&mut self, dir: &Path, now: i64) {
-        self.spikes
-            .check(dir, now, &self.observer, &mut self.found);
+        self.spikes.check(dir, now, &self.observer, &mut self.found);
         if !self.found.is_empty() {
             self.send_found();
         }
@@ -195,7 +202,20 @@ impl Alerts {
     }
 
     fn event(&mut self, e: &Event) {
-        self.stats.events[kind_index(e.kind)] += 1;
+        let k = kind_index(e.kind);
+        self.stats.events[k] += 1;
+        // Spoofed sources can make every packet a new offender: past the limit an event is
+        // only counted, so a flood cannot fill the disk or the brokers.
+        let (minute, n) = &mut self.rate[k];
+        if e.timestamp.div_euclid(60) != *minute {
+            *minute = e.timestamp.div_euclid(60);
+            *n = 0;
+        }
+        if *n >= crate::policy::EVENT_RATE_LIMIT {
+            self.stats.suppressed[k] += 1;
+            return;
+        }
+        *n += 1;
         self.send(Alert::Event {
             kind: e.kind,
             json: e.to_json(),

@@ -143,7 +143,11 @@ impl Forward {
 
 fn client_id() -> String {
     // At most 23 bytes, the length every 3.1.1 broker must accept.
-    let mut id = format!("tsusen-{}-{}", std::process::id(), super::syslog::hostname());
+    let mut id = format!(
+        "tsusen-{}-{}",
+        std::process::id(),
+        super::syslog::hostname()
+    );
     id.truncate(23);
     id
 }

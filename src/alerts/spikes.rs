@@ -94,7 +94,9 @@ impl SpikeWatch {
             }
         };
         let history: Vec<i64> = files.keys().copied().filter(|&d| d < day).collect();
-        let from = history.len().saturating_sub(self.rule.history_days as usize);
+        let from = history
+            .len()
+            .saturating_sub(self.rule.history_days as usize);
         let history = &history[from..];
         let mut counts: HashMap<SeriesKey, Vec<u32>> = HashMap::new();
         let mut scratch = DistinctSources::new(self.capacity);
@@ -151,7 +153,10 @@ impl SpikeWatch {
                 ("sources", Value::Int(n as i64)),
                 ("median", Value::Num(format!("{}", v.median))),
                 ("mad", Value::Num(format!("{}", v.mad))),
-                ("threshold", Value::Int(v.threshold.min(i64::MAX as u64) as i64)),
+                (
+                    "threshold",
+                    Value::Int(v.threshold.min(i64::MAX as u64) as i64),
+                ),
                 ("history_days", Value::Int(b.days as i64)),
                 ("day", Value::Str(crate::report::days::date_text(day))),
             ]);

@@ -39,11 +39,13 @@ impl SyslogTarget {
         if has_port {
             Ok(SyslogTarget::Udp(rest.into()))
         } else if scheme {
-            Ok(SyslogTarget::Udp(if rest.contains(':') && !rest.starts_with('[') {
-                format!("[{rest}]:514")
-            } else {
-                format!("{rest}:514")
-            }))
+            Ok(SyslogTarget::Udp(
+                if rest.contains(':') && !rest.starts_with('[') {
+                    format!("[{rest}]:514")
+                } else {
+                    format!("{rest}:514")
+                },
+            ))
         } else {
             Err(format!(
                 "'{v}' is neither a socket path (/dev/log) nor host:port or udp://host:port"
@@ -108,11 +110,12 @@ impl Syslog {
             )
         } else {
             // RFC 3164: local time; the local socket adds the host name itself.
-            let stamp = now
-                .with_timezone(&chrono::Local)
-                .format("%b %e %H:%M:%S");
+            let stamp = now.with_timezone(&chrono::Local).format("%b %e %H:%M:%S");
             if remote {
-                format!("<{PRIORITY}>{stamp} {} tsusen[{}]: {msg}", self.hostname, self.pid)
+                format!(
+                    "<{PRIORITY}>{stamp} {} tsusen[{}]: {msg}",
+                    self.hostname, self.pid
+                )
             } else {
                 format!("<{PRIORITY}>{stamp} tsusen[{}]: {msg}", self.pid)
             }

@@ -33,7 +33,7 @@ Options:
   --realtime             pace packets as their timestamps were captured
   --speed X              with --realtime, play X times faster (default 1)
   --alerts               print scan reports and threat events on stderr (they also go to
-                         EVENTS_FILE and SYSLOG when those are set)
+                         EVENTS_FILE, SYSLOG, MQTT_URL and AMQP_URL when set)
   -h, --help             this text
 
 Exit status: 0 done; 1 a file could not be read (the others are still counted); 2 usage.",
@@ -156,7 +156,8 @@ pub fn main(args: Vec<String>) -> ExitCode {
         for (k, n) in crate::alerts::EVENT_KINDS.iter().zip(st.events) {
             s.push_str(&format!(" {k} {n}"));
         }
-        s.push_str(&format!(", alerts dropped queue {}", st.dropped));
+        let suppressed: u64 = st.suppressed.iter().sum();
+        s.push_str(&format!(", suppressed {suppressed}, alerts dropped queue {}", st.dropped));
         for (k, sent, dropped) in sinks {
             s.push_str(&format!(", {} sent {sent} dropped {dropped}", k.name()));
         }

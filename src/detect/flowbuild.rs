@@ -105,7 +105,11 @@ impl FlowBuilder {
         } else {
             (0, 0)
         };
-        let flags = if p.proto == proto::TCP { p.tcp_flags } else { 0 };
+        let flags = if p.proto == proto::TCP {
+            p.tcp_flags
+        } else {
+            0
+        };
         let b = self.bucket(p);
         let bucket = &mut self.slots[b..b + WAYS];
         let mut free = None;

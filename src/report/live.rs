@@ -35,10 +35,7 @@ pub struct LiveSummary {
     pub capture_drops: Option<u64>,
     pub interface: String,
     /// The detectors' figures and, per configured sink, (sink, delivered, dropped).
-    pub alerts: Option<(
-        crate::alerts::AlertStats,
-        Vec<(crate::alerts::SinkKind, u64, u64)>,
-    )>,
+    pub alerts: Option<crate::alerts::AlertFigures>,
     /// For each day of `rows`, the length of its file when this was taken (`None`: no file),
     /// filled by `stamp_files`. A file that has changed since (a flush wrote these rows into
     /// it) makes the report pass over that day's live rows rather than count them twice,

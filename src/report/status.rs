@@ -174,11 +174,25 @@ fn alert_metrics(
         let _ = writeln!(o, "tsusen_events_total{{type=\"{k}\"}} {n}");
     }
     o.push_str(
+        "# HELP tsusen_events_suppressed_total Events over the rate limit (600 per type and minute), counted only.\n# TYPE tsusen_events_suppressed_total counter\n",
+    );
+    for (k, n) in crate::alerts::EVENT_KINDS.iter().zip(st.suppressed) {
+        let _ = writeln!(o, "tsusen_events_suppressed_total{{type=\"{k}\"}} {n}");
+    }
+    o.push_str(
         "# HELP tsusen_alerts_dropped_total Alerts dropped because a sink (or the queue to them) fell behind.\n# TYPE tsusen_alerts_dropped_total counter\n",
     );
-    let _ = writeln!(o, "tsusen_alerts_dropped_total{{sink=\"queue\"}} {}", st.dropped);
+    let _ = writeln!(
+        o,
+        "tsusen_alerts_dropped_total{{sink=\"queue\"}} {}",
+        st.dropped
+    );
     for (k, _, d) in sinks {
-        let _ = writeln!(o, "tsusen_alerts_dropped_total{{sink=\"{}\"}} {d}", k.name());
+        let _ = writeln!(
+            o,
+            "tsusen_alerts_dropped_total{{sink=\"{}\"}} {d}",
+            k.name()
+        );
     }
     o.push_str(
         "# HELP tsusen_alerts_sent_total Alerts delivered, by sink.\n# TYPE tsusen_alerts_sent_total counter\n",
@@ -188,11 +202,29 @@ fn alert_metrics(
     }
     let fb = &st.flow_builder;
     for (name, kind, help, v) in [
-        ("flows_built_total", "counter", "Flows built from packets for the flow sensors.", fb.flows),
-        ("flows_built_evicted_total", "counter", "Built flows exported early from a full bucket.", fb.evicted),
-        ("flows_built_active", "gauge", "Built flows held now.", fb.active),
+        (
+            "flows_built_total",
+            "counter",
+            "Flows built from packets for the flow sensors.",
+            fb.flows,
+        ),
+        (
+            "flows_built_evicted_total",
+            "counter",
+            "Built flows exported early from a full bucket.",
+            fb.evicted,
+        ),
+        (
+            "flows_built_active",
+            "gauge",
+            "Built flows held now.",
+            fb.active,
+        ),
     ] {
-        let _ = write!(o, "# HELP tsusen_{name} {help}\n# TYPE tsusen_{name} {kind}\ntsusen_{name} {v}\n");
+        let _ = write!(
+            o,
+            "# HELP tsusen_{name} {help}\n# TYPE tsusen_{name} {kind}\ntsusen_{name} {v}\n"
+        );
     }
 }
 

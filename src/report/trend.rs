@@ -12,8 +12,8 @@
 
 use super::data::DayStats;
 use super::services;
-use crate::json;
 use crate::detect::spike::SpikeRule;
+use crate::json;
 use crate::proto;
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -96,7 +96,9 @@ pub fn decode(bytes: &[u8]) -> Result<State, String> {
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if version != VERSION && version != 2 {
-        return Err(format!("version {version}, this sensor reads 2 and {VERSION}"));
+        return Err(format!(
+            "version {version}, this sensor reads 2 and {VERSION}"
+        ));
     }
     let len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
     if len > MAX_PAYLOAD || HEADER + len + 4 != bytes.len() {
