@@ -157,7 +157,10 @@ pub fn main(args: Vec<String>) -> ExitCode {
             s.push_str(&format!(" {k} {n}"));
         }
         let suppressed: u64 = st.suppressed.iter().sum();
-        s.push_str(&format!(", suppressed {suppressed}, alerts dropped queue {}", st.dropped));
+        s.push_str(&format!(
+            ", suppressed {suppressed}, alerts dropped queue {}",
+            st.dropped
+        ));
         for (k, sent, dropped) in sinks {
             s.push_str(&format!(", {} sent {sent} dropped {dropped}", k.name()));
         }

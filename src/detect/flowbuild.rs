@@ -6,9 +6,11 @@
 //! seconds, or when its bucket is full and it is the least recently seen there (NetFlow's
 //! emergency expiry). The table is allocated once: `capacity` slots in buckets of `WAYS`,
 //! found by a hash keyed per process, so a flood of spoofed sources costs evictions, never
-//! memory, and crafted addresses cannot pile into one bucket. Expiry sweeps the table once per
-//! second of the clock (packet time in replay), which at the default capacity is a few
-//! milliseconds a second at most.
+//! memory, and crafted addresses cannot pile into one bucket. Expiry sweeps the table a slice at
+//! a time, as the clock (packet time in replay) moves: each second `capacity / idle` slots, so
+//! every slot is looked at once per `idle` seconds and a flow is exported between `idle` and
+//! `2 × idle` seconds after its last packet, at a cost of a few slots per second per slot.
+//! A flow seen again after running `active` seconds is exported at that packet.
 
 use crate::addr::Addr;
 use crate::decode::Packet;
@@ -48,11 +50,17 @@ pub struct FlowBuilderStats {
 pub struct FlowBuilder {
     /// `packets == 0` marks a free slot.
     slots: Vec<Flow>,
+    /// Per slot, bits of its key's hash (never 0), or 0 when free: a bucket's tags share one
+    /// cache line, so a lookup reads a slot only when its tag matches.
+    tags: Vec<u32>,
     mask: usize,
     hash: KeyedHash,
     idle: i64,
     active: i64,
     swept: i64,
+    /// Next slot the sweep looks at, and how many it looks at per second of the clock.
+    cursor: usize,
+    per_second: usize,
     pub stats: FlowBuilderStats,
 }
 
@@ -62,11 +70,14 @@ impl FlowBuilder {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         FlowBuilder {
             slots: vec![Flow::default(); buckets * WAYS],
+            tags: vec![0; buckets * WAYS],
             mask: buckets - 1,
             hash: KeyedHash::random(),
             idle: idle.max(1) as i64,
             active: active.max(1) as i64,
             swept: i64::MIN,
+            cursor: 0,
+            per_second: (buckets * WAYS).div_ceil(idle.max(1) as usize).max(1),
             stats: FlowBuilderStats::default(),
         }
     }
@@ -76,7 +87,7 @@ impl FlowBuilder {
     }
 
     #[inline]
-    fn bucket(&self, p: &Packet) -> usize {
+    fn bucket(&self, p: &Packet) -> (usize, u32) {
         let (s, d) = (p.src.bytes(), p.dst.bytes());
         let w = |b: &[u8; 16], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8"));
         let h = self.hash.hash(&[
@@ -86,7 +97,7 @@ impl FlowBuilder {
             w(d, 8),
             (p.sport as u64) << 24 | (p.dport as u64) << 8 | p.proto as u64,
         ]);
-        (h as usize & self.mask) * WAYS
+        ((h as usize & self.mask) * WAYS, (h >> 32) as u32 | 1)
     }
 
     /// One packet of ours or to us at `now`; flows that end go to `export`.
@@ -110,20 +121,39 @@ impl FlowBuilder {
         } else {
             0
         };
-        let b = self.bucket(p);
-        let bucket = &mut self.slots[b..b + WAYS];
+        let (b, tag) = self.bucket(p);
+        let tags = &self.tags[b..b + WAYS];
         let mut free = None;
-        for (i, f) in bucket.iter_mut().enumerate() {
-            if f.packets == 0 {
+        for (i, &t) in tags.iter().enumerate() {
+            if t == 0 {
                 free.get_or_insert(i);
                 continue;
             }
+            if t != tag {
+                continue;
+            }
+            let f = &mut self.slots[b + i];
             if f.src == p.src
                 && f.dst == p.dst
                 && f.sport == sport
                 && f.dport == dport
                 && f.proto == p.proto
             {
+                if now - f.first >= self.active {
+                    // Running too long: out it goes, and this packet starts the next record.
+                    let gone = *f;
+                    self.stats.flows += 1;
+                    export(&gone, now);
+                    *f = Flow {
+                        packets: 1,
+                        bytes: p.ip_len as u64,
+                        tcp_flags: flags,
+                        first: now,
+                        last: now,
+                        ..gone
+                    };
+                    return;
+                }
                 f.packets += 1;
                 f.bytes += p.ip_len as u64;
                 f.tcp_flags |= flags;
@@ -142,6 +172,8 @@ impl FlowBuilder {
                     }
                 }
                 let gone = self.slots[b + o];
+                self.slots[b + o].packets = 0;
+                self.tags[b + o] = 0;
                 self.stats.evicted += 1;
                 self.stats.active -= 1;
                 export(&gone, now);
@@ -150,6 +182,7 @@ impl FlowBuilder {
         };
         self.stats.flows += 1;
         self.stats.active += 1;
+        self.tags[b + i] = tag;
         self.slots[b + i] = Flow {
             src: p.src,
             dst: p.dst,
@@ -165,30 +198,47 @@ impl FlowBuilder {
         };
     }
 
-    /// Exports the flows idle or running too long, once per second of the clock.
+    /// Exports the flows idle or running too long in the next slice of the table: as many
+    /// slots as the seconds since the last sweep call for (all of them at most).
     pub fn sweep(&mut self, now: i64, export: &mut impl FnMut(&Flow, i64)) {
         if now <= self.swept {
             return;
         }
+        let elapsed = if self.swept == i64::MIN {
+            1
+        } else {
+            (now - self.swept).min(i64::MAX / 2) as usize
+        };
         self.swept = now;
         if self.stats.active == 0 {
             return;
         }
-        for f in self.slots.iter_mut() {
-            if f.packets > 0 && (now - f.last >= self.idle || now - f.first >= self.active) {
-                export(f, now);
-                f.packets = 0;
-                self.stats.active -= 1;
+        let len = self.slots.len();
+        let n = elapsed.saturating_mul(self.per_second).min(len);
+        for _ in 0..n {
+            if self.tags[self.cursor] != 0 {
+                let f = &mut self.slots[self.cursor];
+                if now - f.last >= self.idle || now - f.first >= self.active {
+                    export(f, now);
+                    f.packets = 0;
+                    self.tags[self.cursor] = 0;
+                    self.stats.active -= 1;
+                }
+            }
+            self.cursor += 1;
+            if self.cursor == len {
+                self.cursor = 0;
             }
         }
     }
 
     /// Exports every flow (the sensor stops).
     pub fn drain(&mut self, now: i64, export: &mut impl FnMut(&Flow, i64)) {
-        for f in self.slots.iter_mut() {
-            if f.packets > 0 {
+        for (f, t) in self.slots.iter_mut().zip(self.tags.iter_mut()) {
+            if *t != 0 {
                 export(f, now);
                 f.packets = 0;
+                *t = 0;
             }
         }
         self.stats.active = 0;
@@ -217,10 +267,12 @@ mod tests {
         collect(&mut b, &p, 101, &mut out);
         assert!(out.is_empty());
         assert_eq!(b.stats.active, 2);
-        // Idle 15 s after its last packet.
+        // Idle 15 s after its last packet; out within another 15 s (the sweep's round).
         b.sweep(115, &mut |f, _| out.push(*f));
         assert!(out.is_empty());
-        b.sweep(116, &mut |f, _| out.push(*f));
+        for t in 116..=131 {
+            b.sweep(t, &mut |f, _| out.push(*f));
+        }
         assert_eq!(out.len(), 2);
         let f = out.iter().find(|f| f.dport == 80).unwrap();
         assert_eq!((f.packets, f.bytes), (2, 80));

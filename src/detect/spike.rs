@@ -134,12 +134,33 @@ impl SpikeRule {
 /// A series: protocol and port (`None` for protocols without ports).
 pub type SeriesKey = (u8, Option<u16>);
 
+/// Hashes a `u64` that already is a keyed hash: as is.
+#[derive(Clone, Copy, Default)]
+pub struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys go in; anything else is folded in plainly.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type HashSet64 = HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>;
+
 /// Distinct sources per series over one day, exact up to `capacity` sources held in all
 /// (a 64-bit keyed hash of each address, so about 16 bytes each); past it new sources are
 /// not told apart and the counts stop growing, which is counted in `saturated`.
 pub struct DistinctSources {
     hash: KeyedHash,
-    series: HashMap<SeriesKey, HashSet<u64>>,
+    series: HashMap<SeriesKey, HashSet64>,
     held: usize,
     capacity: usize,
     /// Sources that could not be added because the capacity was reached.
