@@ -53,6 +53,8 @@ pub struct FlowBuilder {
     /// Per slot, bits of its key's hash (never 0), or 0 when free: a bucket's tags share one
     /// cache line, so a lookup reads a slot only when its tag matches.
     tags: Vec<u32>,
+    /// Per slot, its flow's (first, last): the sweep reads these 16 bytes, not the whole slot.
+    times: Vec<(i64, i64)>,
     mask: usize,
     hash: KeyedHash,
     idle: i64,
@@ -71,6 +73,7 @@ impl FlowBuilder {
         FlowBuilder {
             slots: vec![Flow::default(); buckets * WAYS],
             tags: vec![0; buckets * WAYS],
+            times: vec![(0, 0); buckets * WAYS],
             mask: buckets - 1,
             hash: KeyedHash::random(),
             idle: idle.max(1) as i64,
@@ -152,12 +155,14 @@ impl FlowBuilder {
                         last: now,
                         ..gone
                     };
+                    self.times[b + i] = (now, now);
                     return;
                 }
                 f.packets += 1;
                 f.bytes += p.ip_len as u64;
                 f.tcp_flags |= flags;
                 f.last = f.last.max(now);
+                self.times[b + i].1 = f.last;
                 return;
             }
         }
@@ -167,7 +172,7 @@ impl FlowBuilder {
                 // Full: the least recently seen of the bucket goes out now.
                 let mut o = 0;
                 for i in 1..WAYS {
-                    if self.slots[b + i].last < self.slots[b + o].last {
+                    if self.times[b + i].1 < self.times[b + o].1 {
                         o = i;
                     }
                 }
@@ -183,6 +188,7 @@ impl FlowBuilder {
         self.stats.flows += 1;
         self.stats.active += 1;
         self.tags[b + i] = tag;
+        self.times[b + i] = (now, now);
         self.slots[b + i] = Flow {
             src: p.src,
             dst: p.dst,
@@ -216,14 +222,15 @@ impl FlowBuilder {
         let len = self.slots.len();
         let n = elapsed.saturating_mul(self.per_second).min(len);
         for _ in 0..n {
-            if self.tags[self.cursor] != 0 {
+            let (first, last) = self.times[self.cursor];
+            if self.tags[self.cursor] != 0
+                && (now - last >= self.idle || now - first >= self.active)
+            {
                 let f = &mut self.slots[self.cursor];
-                if now - f.last >= self.idle || now - f.first >= self.active {
-                    export(f, now);
-                    f.packets = 0;
-                    self.tags[self.cursor] = 0;
-                    self.stats.active -= 1;
-                }
+                export(f, now);
+                f.packets = 0;
+                self.tags[self.cursor] = 0;
+                self.stats.active -= 1;
             }
             self.cursor += 1;
             if self.cursor == len {
