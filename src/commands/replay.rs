@@ -152,7 +152,11 @@ pub fn main(args: Vec<String>) -> ExitCode {
         (a.stats(), a.sink_counters().figures())
     });
     let events = alerts.as_ref().map_or(String::new(), |(st, sinks)| {
-        let mut s = String::from(", events");
+        let mut s = format!(
+            ", flows built {} (evicted {})",
+            st.flow_builder.flows, st.flow_builder.evicted
+        );
+        s.push_str(", events");
         for (k, n) in crate::alerts::EVENT_KINDS.iter().zip(st.events) {
             s.push_str(&format!(" {k} {n}"));
         }
