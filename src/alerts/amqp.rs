@@ -4,7 +4,9 @@
 //! (durable), Confirm.Select, then per event Basic.Publish with a persistent delivery mode and
 //! a wait for the broker's Basic.Ack, so an event counts as sent only once the broker has it.
 //! Heartbeats are turned off (TuneOk 0): a dead connection shows at the next publish, which
-//! then reconnects and sends again.
+//! then reconnects and sends again. Why not lapin: it brings an executor, a reactor and a TLS
+//! stack's worth of dependencies to an embedded binary that sends one kind of message to one
+//! queue; this publisher is the dozen methods that takes.
 
 use super::netsink::{BrokerUrl, Publisher};
 use std::io::{self, Read, Write};
