@@ -180,6 +180,12 @@ impl Alerts {
         }
     }
 
+    /// Reads the spike baseline on a helper thread (`tsusen run`: a day's history files can be
+    /// large, and the capture must not wait for them).
+    pub fn spikes_in_background(&mut self) {
+        self.spikes.in_background();
+    }
+
     /// The rows of `day` a flush is about to write, for the spike watch.
     pub fn spike_rows(&mut self, day: i64, rows: &[Row], dir: &Path) {
         self.spikes.rows(day, rows, dir);

@@ -35,6 +35,42 @@ pub struct SpikeWatch {
     baseline: Option<Baseline>,
     fired: BTreeSet<SeriesKey>,
     capacity: usize,
+    /// Read the baseline on a helper thread (live), and the load under way.
+    background: bool,
+    loading: Option<(i64, std::thread::JoinHandle<Baseline>)>,
+}
+
+/// The distinct sources per series on each of the last `history_days` days with a file
+/// before `day`, read streaming from their files.
+fn compute_baseline(day: i64, dir: &Path, history_days: u32, capacity: usize) -> Baseline {
+    let files = match crate::report::days::list(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            log::warn!("spikes: listing {}: {e}", dir.display());
+            Default::default()
+        }
+    };
+    let history: Vec<i64> = files.keys().copied().filter(|&d| d < day).collect();
+    let from = history.len().saturating_sub(history_days as usize);
+    let history = &history[from..];
+    let mut counts: HashMap<SeriesKey, Vec<u32>> = HashMap::new();
+    let mut scratch = DistinctSources::new(capacity);
+    for (i, &d) in history.iter().enumerate() {
+        scratch.clear();
+        let path = crate::report::days::path(dir, d);
+        if let Err(e) = scratch.add_file(&path) {
+            log::warn!("spikes: baseline from {}: {e}", path.display());
+        }
+        for (k, n) in scratch.counts() {
+            counts.entry(k).or_insert_with(|| vec![0; history.len()])[i] =
+                n.min(u32::MAX as u64) as u32;
+        }
+    }
+    Baseline {
+        day,
+        days: history.len(),
+        counts,
+    }
 }
 
 impl SpikeWatch {
@@ -47,6 +83,8 @@ impl SpikeWatch {
             baseline: None,
             fired: BTreeSet::new(),
             capacity,
+            background: false,
+            loading: None,
         }
     }
 
@@ -82,47 +120,57 @@ impl SpikeWatch {
         }
     }
 
-    fn load_baseline(&mut self, day: i64, dir: &Path) {
+    /// Makes the baseline of `day` ready if it can: at once when reading files on this thread
+    /// is fine (replay), else on a helper thread whose result a later check picks up, so a day
+    /// of large history files never stalls the capture. `false`: not ready yet.
+    fn load_baseline(&mut self, day: i64, dir: &Path) -> bool {
         if self.baseline.as_ref().is_some_and(|b| b.day == day) {
-            return;
+            return true;
         }
-        let files = match crate::report::days::list(dir) {
-            Ok(f) => f,
-            Err(e) => {
-                log::warn!("spikes: listing {}: {e}", dir.display());
-                Default::default()
+        let (history_days, capacity) = (self.rule.history_days, self.capacity);
+        if !self.background {
+            self.baseline = Some(compute_baseline(day, dir, history_days, capacity));
+            return true;
+        }
+        match self.loading.take() {
+            Some((d, h)) if d == day && h.is_finished() => match h.join() {
+                Ok(b) => {
+                    self.baseline = Some(b);
+                    true
+                }
+                Err(_) => false,
+            },
+            Some((d, h)) if d == day => {
+                self.loading = Some((d, h));
+                false
             }
-        };
-        let history: Vec<i64> = files.keys().copied().filter(|&d| d < day).collect();
-        let from = history
-            .len()
-            .saturating_sub(self.rule.history_days as usize);
-        let history = &history[from..];
-        let mut counts: HashMap<SeriesKey, Vec<u32>> = HashMap::new();
-        let mut scratch = DistinctSources::new(self.capacity);
-        for (i, &d) in history.iter().enumerate() {
-            scratch.clear();
-            let path = crate::report::days::path(dir, d);
-            if let Err(e) = scratch.add_file(&path) {
-                log::warn!("spikes: baseline from {}: {e}", path.display());
-            }
-            for (k, n) in scratch.counts() {
-                counts.entry(k).or_insert_with(|| vec![0; history.len()])[i] =
-                    n.min(u32::MAX as u64) as u32;
+            // None, or a finished day's load still running (it ends on its own).
+            _ => {
+                let dir = dir.to_path_buf();
+                let spawned = std::thread::Builder::new()
+                    .name("tsusen-baseline".into())
+                    .spawn(move || compute_baseline(day, &dir, history_days, capacity));
+                match spawned {
+                    Ok(h) => self.loading = Some((day, h)),
+                    Err(e) => log::warn!("spikes: baseline thread: {e}"),
+                }
+                false
             }
         }
-        self.baseline = Some(Baseline {
-            day,
-            days: history.len(),
-            counts,
-        });
+    }
+
+    /// Reads the baseline on a helper thread from now on (`tsusen run`).
+    pub fn in_background(&mut self) {
+        self.background = true;
     }
 
     /// Checks every series of the day watched; new spikes become events stamped `now`.
     pub fn check(&mut self, dir: &Path, now: i64, observer: &str, out: &mut Vec<Event>) {
         let Some(day) = self.day else { return };
         self.seed(dir);
-        self.load_baseline(day, dir);
+        if !self.load_baseline(day, dir) {
+            return;
+        }
         let b = self.baseline.as_ref().expect("loaded above");
         if b.days < self.rule.min_history as usize {
             return;
@@ -274,6 +322,22 @@ mod tests {
         w3.check(&dir, today * 86_400 + 9900, "eth0", &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].detail("sources"), Some(&Value::Int(56)));
+        // Live, the baseline is read on a helper thread: the first check only starts it.
+        let mut w4 = SpikeWatch::new(SpikeRule::default(), 1000);
+        w4.in_background();
+        w4.rows(today, &burst, &dir);
+        let n = out.len();
+        w4.check(&dir, today * 86_400 + 9900, "eth0", &mut out);
+        assert_eq!(out.len(), n, "baseline not read yet");
+        for _ in 0..200 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            w4.check(&dir, today * 86_400 + 9901, "eth0", &mut out);
+            if out.len() > n {
+                break;
+            }
+        }
+        assert_eq!(out.len(), n + 1, "then it fires");
+        out.truncate(n);
         // The next day starts afresh.
         let next: Vec<Row> = (100..140).map(|s| row(today + 1, 23, s)).collect();
         w2.rows(today + 1, &next, &dir);

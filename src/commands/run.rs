@@ -134,7 +134,9 @@ pub fn main(args: Vec<String>) -> ExitCode {
             }
         }
     }
-    sensor.alerts = Some(super::alerts(&s, &iface, true, false));
+    let mut alerts = super::alerts(&s, &iface, true, false);
+    alerts.spikes_in_background();
+    sensor.alerts = Some(alerts);
     signals::install();
     let now = wall_clock();
     if let Some(path) = state_file {
