@@ -1238,3 +1238,108 @@ fn live_spoofed_flood_with_alerts() {
     assert!(count("winscan") <= 3 * 600, "{}", count("winscan"));
     assert!(count("winscan") > 0);
 }
+
+/// Spikes live: five days of history files (3 to 5 sources a day on telnet), then 60 spoofed
+/// sources on telnet today into `tsusen run`: one `spike` event (the baseline is read on a
+/// helper thread at one flush and judged at a later one), and only one however many flushes.
+#[test]
+fn live_spike_event_from_run() {
+    if let Some(why) = tool_skip(&["ip", "hping3"]) {
+        say!("SKIP live_spike_event_from_run: {why}");
+        return;
+    }
+    let now = now_secs();
+    if now % 86_400 > 86_400 - 120 {
+        say!("SKIP live_spike_event_from_run: too close to midnight UTC");
+        return;
+    }
+    let pair = make_pair("k", true, false)
+        .unwrap_or_else(|e| panic!("network namespace set-up failed: {e}"));
+    let tmp = TempDir::new("spike");
+    let logs = tmp.path().join("log");
+    fs::create_dir_all(&logs).unwrap();
+    for d in 1..=5u64 {
+        let t = now - d * 86_400;
+        let mut text = format!("{HEADER}\n");
+        for s in 0..(3 + d % 3) {
+            text.push_str(&format!("TCP 23 {SENSOR4} 192.0.2.{} {t} {t} 1\n", 1 + s));
+        }
+        fs::write(logs.join(format!("{}.csv", utc_date(t))), text).unwrap();
+    }
+    let events = tmp.path().join("events.jsonl");
+    let conf = tmp.path().join("tsusen.conf");
+    fs::write(
+        &conf,
+        format!("EVENTS_FILE {}\nSYSLOG no\n", events.display()),
+    )
+    .unwrap();
+    let mut sensor = Sensor::start(
+        &pair.ns_sensor,
+        &[
+            "--config",
+            conf.to_str().unwrap(),
+            "--interface",
+            &pair.veth_sensor,
+            "--log-dir",
+            logs.to_str().unwrap(),
+            "--local",
+            "198.51.100.0/24",
+            "--write-period",
+            "1",
+        ],
+        tmp.path(),
+    );
+    if !wait_packet_socket(&pair.ns_sensor, &mut sensor, Duration::from_secs(10)) {
+        say!("note: no packet socket seen in the sensor namespace after 10 s; going on");
+    }
+    // 60 spoofed sources, one SYN each, 50 ms apart: three seconds of flushes. (hping3 exits 1
+    // when nothing answers, which spoofed sources never get.)
+    let hping = run_timeout(
+        Command::new("ip").args([
+            "netns",
+            "exec",
+            &pair.ns_out,
+            "hping3",
+            "-q",
+            "-i",
+            "u50000",
+            "-c",
+            "60",
+            "--rand-source",
+            "-S",
+            "-p",
+            "23",
+            SENSOR4,
+        ]),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("hping3: {e}"));
+    assert!(
+        hping.stderr.contains("60 packets transmitted"),
+        "{}",
+        hping.stderr
+    );
+    let spikes = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("{\"type\":\"spike\""))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(15)
+        && spikes(&fs::read_to_string(&events).unwrap_or_default()).is_empty()
+    {
+        sensor.assert_running("waiting for the spike");
+        thread::sleep(Duration::from_millis(200));
+    }
+    // A few more flushes: still one.
+    thread::sleep(Duration::from_secs(3));
+    let st = sensor.stop(Duration::from_secs(30)).expect("sensor stops");
+    assert!(st.success(), "{}", sensor.output());
+    let got = spikes(&fs::read_to_string(&events).unwrap_or_default());
+    say!("live spike: {got:?}");
+    assert_eq!(got.len(), 1, "{}", sensor.output());
+    assert!(got[0].contains("\"port\":23"), "{}", got[0]);
+    assert!(got[0].contains("\"median\":4"), "{}", got[0]);
+    assert!(got[0].contains("\"history_days\":5"), "{}", got[0]);
+}
