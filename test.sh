@@ -25,6 +25,8 @@ packages=(
     # The report page is checked in a real headless browser (tests/report_browser.rs); the
     # emoji font lets it draw the country flags.
     chromium fonts-noto-color-emoji
+    # The alert sinks are checked against real brokers on loopback (tests/alerts.rs).
+    mosquitto mosquitto-clients rabbitmq-server
 )
 
 step() { printf '\n=== %s\n' "$*"; }

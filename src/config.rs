@@ -2,7 +2,9 @@
 //! format), overridden in turn by the command line.
 
 use crate::addr::Cidr;
+use crate::detect::flows::FlowParams;
 use crate::detect::scan::ScanParams;
+use crate::detect::spike::SpikeRule;
 use crate::policy;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -52,6 +54,22 @@ pub struct Settings {
     pub geoip_database: Option<PathBuf>,
     /// A MaxMind DB with autonomous systems (GeoLite2-ASN layout).
     pub asn_database: Option<PathBuf>,
+    /// The spike rule (SPIKE_* keys).
+    pub spike: SpikeRule,
+    /// Syslog message format: 3164 (BSD, the default) or 5424.
+    pub syslog_format: u16,
+    /// MQTT broker, `mqtt://[user:pass@]host[:port]`.
+    pub mqtt_url: Option<String>,
+    /// AMQP broker, `amqp://user:pass@host:port/vhost`, and its durable queue.
+    pub amqp_url: Option<String>,
+    pub amqp_queue: String,
+    /// This sensor's name in the MQTT topic; empty: the host name.
+    pub sensor_name: String,
+    /// net-security's flow sensors' thresholds.
+    pub flows: FlowParams,
+    /// The live flow builder's timeouts, seconds.
+    pub flow_export_idle: u64,
+    pub flow_export_active: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +110,15 @@ impl Default for Settings {
             put_token: None,
             geoip_database: None,
             asn_database: None,
+            spike: SpikeRule::default(),
+            syslog_format: 3164,
+            mqtt_url: None,
+            amqp_url: None,
+            amqp_queue: policy::AMQP_QUEUE.into(),
+            sensor_name: String::new(),
+            flows: FlowParams::default(),
+            flow_export_idle: policy::FLOW_BUILDER_IDLE,
+            flow_export_active: policy::FLOW_BUILDER_ACTIVE,
         }
     }
 }
@@ -115,9 +142,6 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
-
-/// Keys that later parts of tsusen read; accepted now so one file serves every version.
-const RESERVED_KEYS: &[&str] = &["MQTT_URL", "AMQP_URL"];
 
 impl Settings {
     /// Applies one `KEY value` setting. `origin` names the file and line (or option) for errors.
@@ -168,11 +192,15 @@ impl Settings {
             }
             "FLOW_TIMEOUT" => self.flow_timeout = number(value, 0, 366 * 86_400).map_err(err)?,
             "SYSLOG" => {
-                self.syslog = Some(match value.to_ascii_lowercase().as_str() {
+                let v: PathBuf = match value.to_ascii_lowercase().as_str() {
                     "yes" | "on" | "true" | "1" => "/dev/log".into(),
                     "no" | "off" | "false" | "0" | "none" | "" => "".into(),
-                    _ => value.into(),
-                })
+                    _ => {
+                        crate::alerts::SyslogTarget::parse(value).map_err(err)?;
+                        value.into()
+                    }
+                };
+                self.syslog = Some(v)
             }
             "EVENTS_FILE" | "EVENT_FILE" => {
                 self.event_file = (!value.is_empty() && value != "none").then(|| value.into())
@@ -253,7 +281,64 @@ impl Settings {
             }
             "GEOIP_DATABASE" => self.geoip_database = optional_path(value),
             "ASN_DATABASE" => self.asn_database = optional_path(value),
-            k if RESERVED_KEYS.contains(&k) => {}
+            "SPIKE_HISTORY_DAYS" => {
+                self.spike.history_days = number(value, 1, 3660).map_err(err)? as u32
+            }
+            "SPIKE_MIN_HISTORY" => {
+                self.spike.min_history = number(value, 1, 3660).map_err(err)? as u32
+            }
+            "SPIKE_MIN_SOURCES" => {
+                self.spike.min_sources = number(value, 1, u32::MAX as u64).map_err(err)? as u32
+            }
+            "SPIKE_MAD_FACTOR" => self.spike.mad_factor = real(value).map_err(err)?,
+            "SPIKE_RATIO" => self.spike.ratio = real(value).map_err(err)?,
+            "SYSLOG_FORMAT" => {
+                self.syslog_format = match value.to_ascii_lowercase().as_str() {
+                    "3164" | "rfc3164" | "bsd" => 3164,
+                    "5424" | "rfc5424" => 5424,
+                    _ => return Err(err(format!("'{value}' is not 3164 or 5424"))),
+                }
+            }
+            "MQTT_URL" => {
+                self.mqtt_url = (!value.is_empty() && value != "none").then(|| value.into())
+            }
+            "AMQP_URL" => {
+                self.amqp_url = (!value.is_empty() && value != "none").then(|| value.into())
+            }
+            "AMQP_QUEUE" => {
+                if value.is_empty() || value.len() > 255 {
+                    return Err(err("needs a queue name of 1 to 255 bytes".into()));
+                }
+                self.amqp_queue = value.into()
+            }
+            "SENSOR_NAME" => {
+                if value.contains(['+', '#', '/']) || value.len() > 64 {
+                    return Err(err(
+                        "a name of at most 64 bytes without '/', '+' or '#' (it is an MQTT topic level)".into(),
+                    ));
+                }
+                self.sensor_name = value.into()
+            }
+            "PORTSCAN_FLOWS" => {
+                self.flows.portscan_flows =
+                    number(value, 1, crate::detect::flows::MAX_FLOW_THRESHOLD as u64)
+                        .map_err(err)? as u32
+            }
+            "SPAM_FLOWS" => {
+                self.flows.spam_flows =
+                    number(value, 1, crate::detect::flows::MAX_FLOW_THRESHOLD as u64)
+                        .map_err(err)? as u32
+            }
+            "FLOW_SENSOR_WINDOW" => {
+                self.flows.window_secs = number(value, 1, 86_400).map_err(err)? as i64
+            }
+            "FLOW_SENSOR_HOLDOFF" => {
+                self.flows.holdoff_secs = number(value, 0, 86_400).map_err(err)? as i64
+            }
+            "FLOW_EXPORT_IDLE" => self.flow_export_idle = number(value, 1, 86_400).map_err(err)?,
+            "FLOW_EXPORT_ACTIVE" => {
+                self.flow_export_active = number(value, 1, 86_400).map_err(err)?
+            }
             _ => return Err(err("unknown setting".into())),
         }
         Ok(())
@@ -316,6 +401,14 @@ fn millis(v: &str) -> Result<i64, String> {
         .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
         .map(|s| (s * 1000.0).round() as i64)
         .ok_or_else(|| format!("'{v}' is not a number of seconds from 0.001 to 86400"))
+}
+
+/// A number of at least 0, such as 2.5.
+fn real(v: &str) -> Result<f64, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && (0.0..=1e6).contains(x))
+        .ok_or_else(|| format!("'{v}' is not a number from 0 to 1000000"))
 }
 
 fn number(v: &str, lo: u64, hi: u64) -> Result<u64, String> {

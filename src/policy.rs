@@ -109,3 +109,38 @@ pub const PUT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Seconds an authorised PUT may take to send its body (a slow link at 1 Mbit/s moves 64 MiB
 /// in about 9 minutes; the budget covers the limit on a link of about 2 Mbit/s).
 pub const PUT_BODY_SECONDS: u64 = 300;
+/// Spikes (see `detect::spike`): days with a file before today that form a port's baseline
+/// (the page's trendline period less today), the fewest of them for a verdict, the fewest
+/// distinct sources today that can spike, how many robust spreads above the median, and how
+/// many times the median a spike must reach at least.
+pub const SPIKE_HISTORY_DAYS: u32 = 9;
+pub const SPIKE_MIN_HISTORY: u32 = 3;
+pub const SPIKE_MIN_SOURCES: u32 = 10;
+pub const SPIKE_MAD_FACTOR: f64 = 3.0;
+pub const SPIKE_RATIO: f64 = 2.0;
+
+/// Sources held to count one day's distinct sources per port exactly (about 16 B each:
+/// 524 288 ≈ 8-16 MiB); past it the counts stop growing.
+pub const SPIKE_SOURCES_CAPACITY: usize = 524_288;
+
+/// Live flow builder (detect::flowbuild): flows held (about 64 B each), seconds idle before a
+/// flow is exported, and seconds a long flow runs before it is exported anyway (NetFlow's
+/// inactive and active timeouts; short, because the flow sensors judge within 60 s).
+pub const FLOW_BUILDER_CAPACITY: usize = 65_536;
+pub const FLOW_BUILDER_IDLE: u64 = 15;
+pub const FLOW_BUILDER_ACTIVE: u64 = 60;
+
+/// Events of one type sent per minute (of event time) at most; more are counted as suppressed
+/// (a flood of spoofed sources can make each packet an offender).
+pub const EVENT_RATE_LIMIT: u32 = 600;
+
+/// Alerts each network sink (MQTT, AMQP) holds while its broker is slow or away before it
+/// drops new ones (counted per sink).
+pub const SINK_BUFFER: usize = 1024;
+
+/// Seconds a network sink waits before its first reconnection, and at most between two.
+pub const SINK_BACKOFF_MIN: u64 = 1;
+pub const SINK_BACKOFF_MAX: u64 = 60;
+
+/// AMQP queue events go to (net-security's AMQP_REPORTING_QUEUE default).
+pub const AMQP_QUEUE: &str = "security-threat";

@@ -201,20 +201,29 @@ impl Sensor {
                 return;
             }
         };
-        let inbound = match self.classifier.classify(&p, ts) {
+        let (inbound, ignored) = match self.classifier.classify(&p, ts) {
             Verdict::Attempt(key) => {
                 self.count(&key, ts);
-                true
+                (true, false)
             }
             Verdict::Ignored => {
                 self.stats.ignored += 1;
-                false
+                (false, true)
             }
-            Verdict::Pass { inbound } => inbound,
+            Verdict::Pass { inbound } => (inbound, false),
         };
-        if inbound && p.proto == crate::proto::TCP {
-            if let Some(a) = self.alerts.as_mut() {
+        if let Some(a) = self.alerts.as_mut() {
+            if inbound && p.proto == crate::proto::TCP {
                 a.inbound_tcp(&p, ts, frame.ts_us);
+            }
+            // Flows in and out of our networks, for net-security's sensors.
+            if inbound {
+                a.flow_packet(&p, false, ts);
+            } else if !ignored {
+                let local = &self.classifier.rules().local;
+                if local.contains(&p.src) && !local.contains(&p.dst) {
+                    a.flow_packet(&p, true, ts);
+                }
             }
         }
         self.position += 1;
@@ -284,6 +293,9 @@ impl Sensor {
             Some(prev) if now <= prev => {}
             Some(prev) => {
                 self.now = Some(now);
+                if let Some(a) = self.alerts.as_mut() {
+                    a.tick(now);
+                }
                 if day_of(now) != day_of(prev) {
                     self.flush(Flush::DayEnd);
                 } else if now >= self.next_flush {
@@ -323,6 +335,10 @@ impl Sensor {
             last_flush_seconds: self.last_flush_seconds,
             capture_drops: None,
             interface: interface.into(),
+            alerts: self
+                .alerts
+                .as_ref()
+                .map(|a| (a.stats(), a.sink_counters().figures())),
             ..Default::default()
         };
         l.tools = self
@@ -340,6 +356,11 @@ impl Sensor {
         let today = day_of(now);
         let finished = |day: i64| why == Flush::Stop || day < today;
         self.next_flush = now.saturating_add(self.write_period);
+        if why == Flush::Stop {
+            if let Some(a) = self.alerts.as_mut() {
+                a.drain_flows(now);
+            }
+        }
         let mut ok = true;
         if !self.table.is_empty() {
             self.stats.flushes += 1;
@@ -348,6 +369,9 @@ impl Sensor {
             while start < rows.len() {
                 let day = rows[start].day();
                 let end = start + rows[start..].partition_point(|r| r.day() == day);
+                if let Some(a) = self.alerts.as_mut() {
+                    a.spike_rows(day, &rows[start..end], self.files.dir());
+                }
                 match self.files.write(day, &rows[start..end], finished(day)) {
                     Ok(Some(n)) => {
                         self.rows_per_day.insert(day, n);
@@ -375,6 +399,9 @@ impl Sensor {
             }
         }
         self.stats.rows = self.rows_per_day.values().sum();
+        if let Some(a) = self.alerts.as_mut() {
+            a.check_spikes(self.files.dir(), now);
+        }
         // After the CSV: a snapshot that claims more than the files hold would lose attempts.
         if ok {
             ok = self.save_state();

@@ -1097,6 +1097,253 @@ fn chmod(p: &Path, mode: &str) {
     );
 }
 
+/// A figure of `/proc/PID/status` (such as VmHWM, the peak resident set), in KiB.
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim_start_matches(':').split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// A metric of the sensor's `/metrics`, with its labels (`name{type="winscan"}`).
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A flood of spoofed sources (hping3 --rand-source --flood, SYNs to 445 so that every packet
+/// is a new winscan offender) into `tsusen run` with every detector on: the sensor keeps going,
+/// its memory stays bounded, events are rate limited per type. Prints peak RSS, CPU and events.
+#[test]
+fn live_spoofed_flood_with_alerts() {
+    if let Some(why) = tool_skip(&["ip", "hping3", "curl"]) {
+        say!("SKIP live_spoofed_flood_with_alerts: {why}");
+        return;
+    }
+    let pair = make_pair("f", true, false)
+        .unwrap_or_else(|e| panic!("network namespace set-up failed: {e}"));
+    let tmp = TempDir::new("flood");
+    let logs = tmp.path().join("log");
+    fs::create_dir_all(&logs).unwrap();
+    let events = tmp.path().join("events.jsonl");
+    let conf = tmp.path().join("tsusen.conf");
+    fs::write(
+        &conf,
+        format!("EVENTS_FILE {}\nSYSLOG no\n", events.display()),
+    )
+    .unwrap();
+    let mut sensor = Sensor::start(
+        &pair.ns_sensor,
+        &[
+            "--config",
+            conf.to_str().unwrap(),
+            "--interface",
+            &pair.veth_sensor,
+            "--log-dir",
+            logs.to_str().unwrap(),
+            "--local",
+            "198.51.100.0/24",
+            "--write-period",
+            "5",
+        ],
+        tmp.path(),
+    );
+    if !wait_packet_socket(&pair.ns_sensor, &mut sensor, Duration::from_secs(10)) {
+        say!("note: no packet socket seen in the sensor namespace after 10 s; going on");
+    }
+    let pid = sensor.child.as_ref().unwrap().id();
+    let rss_before = proc_status_kib(pid, "VmRSS").unwrap_or(0);
+    let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
+    let secs = 15;
+    let flood = run_timeout(
+        Command::new("ip").args([
+            "netns",
+            "exec",
+            &pair.ns_out,
+            "timeout",
+            "-s",
+            "INT",
+            &secs.to_string(),
+            "hping3",
+            "--flood",
+            "--rand-source",
+            "-S",
+            "-p",
+            "445",
+            SENSOR4,
+        ]),
+        Duration::from_secs(secs + 30),
+    )
+    .unwrap_or_else(|e| panic!("hping3: {e}"));
+    // Let the sensor catch up, then read its figures.
+    thread::sleep(Duration::from_secs(3));
+    sensor.assert_running("after the flood");
+    let metrics = run_timeout(
+        Command::new("ip").args([
+            "netns",
+            "exec",
+            &pair.ns_sensor,
+            "curl",
+            "-s",
+            "-m",
+            "10",
+            "http://127.0.0.1:8339/metrics",
+        ]),
+        Duration::from_secs(15),
+    )
+    .map(|f| f.stdout)
+    .unwrap_or_default();
+    let hwm = proc_status_kib(pid, "VmHWM").unwrap_or(0);
+    let cpu = cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
+    let st = sensor.stop(Duration::from_secs(30)).expect("sensor stops");
+    assert!(st.success(), "{}", sensor.output());
+    let text = fs::read_to_string(&events).unwrap_or_default();
+    let count = |t: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{{\"type\":\"{t}\"")))
+            .count()
+    };
+    let packets = metric(&metrics, "tsusen_packets_total");
+    let winscan = metric(&metrics, "tsusen_events_total{type=\"winscan\"}");
+    let suppressed = metric(&metrics, "tsusen_events_suppressed_total{type=\"winscan\"}");
+    let dropped = metric(&metrics, "tsusen_alerts_dropped_total{sink=\"queue\"}");
+    say!(
+        "live flood: hping3 --flood --rand-source -S -p 445 for {secs} s: {} ({}); sensor saw {packets} \
+         packets; peak RSS {hwm} KiB (before the flood {rss_before} KiB); CPU {cpu:.1} s; \
+         winscan events raised {winscan}, suppressed {suppressed}, queue drops {dropped}; in the \
+         events file: winscan {}, scan {}, portscan {}, tool {}, spike {}",
+        flood.stderr.lines().rev().find(|l| l.contains("packets")).unwrap_or(""),
+        flood.status,
+        count("winscan"),
+        count("scan"),
+        count("portscan"),
+        count("tool"),
+        count("spike"),
+    );
+    assert!(packets > 1000, "the flood reached the sensor\n{metrics}");
+    assert!(hwm < 256 * 1024, "peak RSS {hwm} KiB");
+    // 600 per type and minute: the flood spans at most two minutes of the clock... or three.
+    assert!(count("winscan") <= 3 * 600, "{}", count("winscan"));
+    assert!(count("winscan") > 0);
+}
+
+/// Spikes live: five days of history files (3 to 5 sources a day on telnet), then 60 spoofed
+/// sources on telnet today into `tsusen run`: one `spike` event (the baseline is read on a
+/// helper thread at one flush and judged at a later one), and only one however many flushes.
+#[test]
+fn live_spike_event_from_run() {
+    if let Some(why) = tool_skip(&["ip", "hping3"]) {
+        say!("SKIP live_spike_event_from_run: {why}");
+        return;
+    }
+    let now = now_secs();
+    if now % 86_400 > 86_400 - 120 {
+        say!("SKIP live_spike_event_from_run: too close to midnight UTC");
+        return;
+    }
+    let pair = make_pair("k", true, false)
+        .unwrap_or_else(|e| panic!("network namespace set-up failed: {e}"));
+    let tmp = TempDir::new("spike");
+    let logs = tmp.path().join("log");
+    fs::create_dir_all(&logs).unwrap();
+    for d in 1..=5u64 {
+        let t = now - d * 86_400;
+        let mut text = format!("{HEADER}\n");
+        for s in 0..(3 + d % 3) {
+            text.push_str(&format!("TCP 23 {SENSOR4} 192.0.2.{} {t} {t} 1\n", 1 + s));
+        }
+        fs::write(logs.join(format!("{}.csv", utc_date(t))), text).unwrap();
+    }
+    let events = tmp.path().join("events.jsonl");
+    let conf = tmp.path().join("tsusen.conf");
+    fs::write(
+        &conf,
+        format!("EVENTS_FILE {}\nSYSLOG no\n", events.display()),
+    )
+    .unwrap();
+    let mut sensor = Sensor::start(
+        &pair.ns_sensor,
+        &[
+            "--config",
+            conf.to_str().unwrap(),
+            "--interface",
+            &pair.veth_sensor,
+            "--log-dir",
+            logs.to_str().unwrap(),
+            "--local",
+            "198.51.100.0/24",
+            "--write-period",
+            "1",
+        ],
+        tmp.path(),
+    );
+    if !wait_packet_socket(&pair.ns_sensor, &mut sensor, Duration::from_secs(10)) {
+        say!("note: no packet socket seen in the sensor namespace after 10 s; going on");
+    }
+    // 60 spoofed sources, one SYN each, 50 ms apart: three seconds of flushes. (hping3 exits 1
+    // when nothing answers, which spoofed sources never get.)
+    let hping = run_timeout(
+        Command::new("ip").args([
+            "netns",
+            "exec",
+            &pair.ns_out,
+            "hping3",
+            "-q",
+            "-i",
+            "u50000",
+            "-c",
+            "60",
+            "--rand-source",
+            "-S",
+            "-p",
+            "23",
+            SENSOR4,
+        ]),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("hping3: {e}"));
+    assert!(
+        hping.stderr.contains("60 packets transmitted"),
+        "{}",
+        hping.stderr
+    );
+    let spikes = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("{\"type\":\"spike\""))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(15)
+        && spikes(&fs::read_to_string(&events).unwrap_or_default()).is_empty()
+    {
+        sensor.assert_running("waiting for the spike");
+        thread::sleep(Duration::from_millis(200));
+    }
+    // A few more flushes: still one.
+    thread::sleep(Duration::from_secs(3));
+    let st = sensor.stop(Duration::from_secs(30)).expect("sensor stops");
+    assert!(st.success(), "{}", sensor.output());
+    let got = spikes(&fs::read_to_string(&events).unwrap_or_default());
+    say!("live spike: {got:?}");
+    assert_eq!(got.len(), 1, "{}", sensor.output());
+    assert!(got[0].contains("\"port\":23"), "{}", got[0]);
+    assert!(got[0].contains("\"median\":4"), "{}", got[0]);
+    assert!(got[0].contains("\"history_days\":5"), "{}", got[0]);
+}
+
 /// CAPTURE_METHOD ring (TPACKET_V3 with the kernel filter) and pnet read the same traffic on
 /// the same interface side by side, and write the same rows: SYN probes, a connect scan, a
 /// spoofed SYN burst, UDP and ICMP count; ACK and FIN probes (which the ring's filter keeps in

@@ -236,11 +236,7 @@ fn the_sensor_publishes_the_fingerprinters_labels() {
     sensor.alerts = Some(Alerts::new(
         settings.scan.clone(),
         "test".into(),
-        Sinks {
-            syslog: None,
-            event_file: None,
-            stderr: false,
-        },
+        Sinks::default(),
     ));
     // Mirai's SYN: the sequence number is the target's address. One probe makes a label.
     let dst = Ipv4Addr::new(198, 51, 100, 23);

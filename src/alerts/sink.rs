@@ -1,47 +1,216 @@
-//! The sink thread: scanlogd's lines to syslog (facility daemon, priority alert, as scanlogd
-//! logs them), events as JSON lines to a file, and either to stderr when asked.
+//! The sink thread: scanlogd's lines and other events (as JSON) to syslog (local or remote,
+//! facility daemon, priority alert, as scanlogd logs them), events as JSON lines to a file,
+//! and either to stderr when asked. MQTT and AMQP run on threads of their own, each behind
+//! its own bounded buffer, so a dead broker never holds up syslog or the file: when a
+//! buffer is full the event is dropped for that sink and counted.
 
+use super::amqp::Amqp;
+use super::mqtt::Mqtt;
+use super::netsink::{self, BrokerUrl, NetSink};
+use super::syslog::{Syslog, SyslogTarget};
 use super::Alert;
+use crate::detect::event::EventKind;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// LOG_DAEMON | LOG_ALERT, scanlogd's priority.
-const SYSLOG_PRIORITY: u8 = 3 * 8 + 1;
+/// The sinks, for the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkKind {
+    Syslog,
+    File,
+    Mqtt,
+    Amqp,
+}
+
+impl SinkKind {
+    pub const ALL: [SinkKind; 4] = [
+        SinkKind::Syslog,
+        SinkKind::File,
+        SinkKind::Mqtt,
+        SinkKind::Amqp,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SinkKind::Syslog => "syslog",
+            SinkKind::File => "file",
+            SinkKind::Mqtt => "mqtt",
+            SinkKind::Amqp => "amqp",
+        }
+    }
+}
+
+/// Per sink: messages delivered and dropped. Written by the sink threads, read by the metrics.
+#[derive(Debug, Default)]
+pub struct SinkCounters {
+    sent: [AtomicU64; 4],
+    dropped: [AtomicU64; 4],
+    /// Which sinks are configured (bit per `SinkKind`).
+    configured: AtomicU64,
+}
+
+impl SinkCounters {
+    pub fn sent(&self, k: SinkKind) {
+        self.sent[k as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn dropped(&self, k: SinkKind) {
+        self.dropped[k as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    fn configure(&self, k: SinkKind) {
+        self.configured.fetch_or(1 << k as usize, Ordering::Relaxed);
+    }
+    /// (sink, delivered, dropped) of each configured sink.
+    pub fn figures(&self) -> Vec<(SinkKind, u64, u64)> {
+        let on = self.configured.load(Ordering::Relaxed);
+        SinkKind::ALL
+            .iter()
+            .filter(|k| on & (1 << **k as usize) != 0)
+            .map(|&k| {
+                (
+                    k,
+                    self.sent[k as usize].load(Ordering::Relaxed),
+                    self.dropped[k as usize].load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+    pub fn dropped_of(&self, k: SinkKind) -> u64 {
+        self.dropped[k as usize].load(Ordering::Relaxed)
+    }
+    pub fn sent_of(&self, k: SinkKind) -> u64 {
+        self.sent[k as usize].load(Ordering::Relaxed)
+    }
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct Sinks {
-    /// The syslog socket (normally /dev/log).
-    pub syslog: Option<PathBuf>,
+    /// Syslog: the local socket (normally /dev/log) or a remote collector.
+    pub syslog: Option<SyslogTarget>,
+    /// 3164 or 5424.
+    pub syslog_format: u16,
     /// A file that gets one JSON event per line.
     pub event_file: Option<PathBuf>,
     /// Lines and events on stderr too.
     pub stderr: bool,
+    /// `mqtt://[user:pass@]host[:port]` and the topic.
+    pub mqtt: Option<(String, String)>,
+    /// `amqp://user:pass@host:port/vhost` and the queue.
+    pub amqp: Option<(String, String)>,
 }
 
 impl Sinks {
     pub fn is_empty(&self) -> bool {
-        self.syslog.is_none() && self.event_file.is_none() && !self.stderr
+        self.syslog.is_none()
+            && self.event_file.is_none()
+            && !self.stderr
+            && self.mqtt.is_none()
+            && self.amqp.is_none()
+    }
+
+    /// Checks the broker URLs (a bad one is a configuration error, not a runtime warning).
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some((url, _)) = &self.mqtt {
+            BrokerUrl::parse(url, "mqtt", 1883).map_err(|e| format!("MQTT_URL: {e}"))?;
+        }
+        if let Some((url, _)) = &self.amqp {
+            BrokerUrl::parse(url, "amqp", 5672).map_err(|e| format!("AMQP_URL: {e}"))?;
+        }
+        Ok(())
     }
 }
 
-pub fn spawn(sinks: Sinks, queue: usize) -> (SyncSender<Alert>, JoinHandle<()>) {
+/// A network sink's buffer, from the sink thread's side.
+struct Forward {
+    kind: SinkKind,
+    sink: NetSink,
+}
+
+impl Forward {
+    fn offer(&self, json: &Arc<str>, counters: &SinkCounters) {
+        match self.sink.tx.try_send(json.clone()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                counters.dropped(self.kind)
+            }
+        }
+    }
+}
+
+fn client_id() -> String {
+    // At most 23 bytes, the length every 3.1.1 broker must accept.
+    let mut id = format!(
+        "tsusen-{}-{}",
+        std::process::id(),
+        super::syslog::hostname()
+    );
+    id.truncate(23);
+    id
+}
+
+pub fn spawn(
+    sinks: Sinks,
+    queue: usize,
+    counters: Arc<SinkCounters>,
+) -> (SyncSender<Alert>, JoinHandle<()>) {
     let (tx, rx) = sync_channel::<Alert>(queue);
+    let mut forwards = Vec::new();
+    if let Some((url, topic)) = &sinks.mqtt {
+        match BrokerUrl::parse(url, "mqtt", 1883) {
+            Ok(u) => {
+                counters.configure(SinkKind::Mqtt);
+                let p = Mqtt::new(u, topic.clone(), client_id());
+                let sink = netsink::spawn(
+                    p,
+                    SinkKind::Mqtt,
+                    crate::policy::SINK_BUFFER,
+                    counters.clone(),
+                );
+                forwards.push(Forward {
+                    kind: SinkKind::Mqtt,
+                    sink,
+                });
+            }
+            Err(e) => log::error!("MQTT_URL: {e}"),
+        }
+    }
+    if let Some((url, queue)) = &sinks.amqp {
+        match BrokerUrl::parse(url, "amqp", 5672) {
+            Ok(u) => {
+                counters.configure(SinkKind::Amqp);
+                let p = Amqp::new(u, queue.clone());
+                let sink = netsink::spawn(
+                    p,
+                    SinkKind::Amqp,
+                    crate::policy::SINK_BUFFER,
+                    counters.clone(),
+                );
+                forwards.push(Forward {
+                    kind: SinkKind::Amqp,
+                    sink,
+                });
+            }
+            Err(e) => log::error!("AMQP_URL: {e}"),
+        }
+    }
+    if sinks.syslog.is_some() {
+        counters.configure(SinkKind::Syslog);
+    }
+    if sinks.event_file.is_some() {
+        counters.configure(SinkKind::File);
+    }
     let handle = std::thread::Builder::new()
         .name("tsusen-alerts".into())
         .spawn(move || {
-            let syslog = sinks.syslog.as_ref().and_then(|path| {
-                let s = UnixDatagram::unbound().ok()?;
-                match s.connect(path) {
-                    Ok(()) => Some(s),
+            let syslog = sinks.syslog.as_ref().and_then(|target| {
+                match Syslog::open(target, sinks.syslog_format) {
+                    Ok(s) => Some(s),
                     Err(e) => {
-                        log::warn!(
-                            "syslog at {}: {e}: scan reports go elsewhere only",
-                            path.display()
-                        );
+                        log::warn!("syslog: {e}: scan reports go elsewhere only");
                         None
                     }
                 }
@@ -55,33 +224,59 @@ pub fn spawn(sinks: Sinks, queue: usize) -> (SyncSender<Alert>, JoinHandle<()>) 
                     }
                 }
             });
-            let pid = std::process::id();
+            let to_syslog = |msg: &str| {
+                if let Some(s) = &syslog {
+                    match s.send(msg) {
+                        Ok(()) => counters.sent(SinkKind::Syslog),
+                        Err(_) => counters.dropped(SinkKind::Syslog),
+                    }
+                } else if sinks.syslog.is_some() {
+                    counters.dropped(SinkKind::Syslog);
+                }
+            };
             for alert in rx {
                 match alert {
                     Alert::Line(line) => {
-                        if let Some(s) = &syslog {
-                            let stamp = chrono::Local::now().format("%b %e %H:%M:%S");
-                            let msg = format!("<{SYSLOG_PRIORITY}>{stamp} tsusen[{pid}]: {line}");
-                            let _ = s.send(msg.as_bytes());
-                        }
+                        to_syslog(&line);
                         if sinks.stderr {
                             eprintln!("tsusen: scan: {line}");
                         }
                     }
-                    Alert::Event(json) => {
+                    Alert::Event { kind, json } => {
+                        // A scan's report is already in syslog as scanlogd's line.
+                        if kind != EventKind::Scan {
+                            to_syslog(&json);
+                        }
                         if let Some(f) = events.as_mut() {
-                            if let Err(e) = writeln!(f, "{json}") {
-                                log::error!("event file: {e}");
+                            match writeln!(f, "{json}") {
+                                Ok(()) => counters.sent(SinkKind::File),
+                                Err(e) => {
+                                    counters.dropped(SinkKind::File);
+                                    log::error!("event file: {e}");
+                                }
                             }
                         }
                         if sinks.stderr {
                             eprintln!("tsusen: event: {json}");
+                        }
+                        if !forwards.is_empty() {
+                            let json: Arc<str> = json.into();
+                            for f in &forwards {
+                                f.offer(&json, &counters);
+                            }
                         }
                     }
                 }
             }
             if let Some(f) = events.as_mut() {
                 let _ = f.sync_data();
+            }
+            for f in forwards {
+                f.sink
+                    .stopping
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                drop(f.sink.tx);
+                let _ = f.sink.handle.join();
             }
         })
         .expect("spawn the alert thread");

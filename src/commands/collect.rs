@@ -332,7 +332,8 @@ pub fn main(args: Vec<String>) -> ExitCode {
     }
     let events = sensor.alerts.take().map_or(0, |mut a| {
         a.finish();
-        a.stats.flow_events
+        // portscan, winscan and spam (EVENT_KINDS 1 to 3).
+        a.stats.events[1..4].iter().sum::<u64>()
     });
     stop.store(true, Ordering::Relaxed);
     if let Some(h) = http {

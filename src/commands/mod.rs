@@ -5,7 +5,7 @@ pub mod replay;
 pub mod run;
 
 use crate::addr::Cidr;
-use crate::alerts::{Alerts, Sinks};
+use crate::alerts::{Alerts, DetectorParams, Sinks, SyslogTarget};
 use crate::cli::{Parsed, Usage};
 use crate::config::Settings;
 use std::path::Path;
@@ -47,6 +47,19 @@ pub fn settings(p: &Parsed, command: &str) -> Result<Settings, Usage> {
         }
         s.local_networks = nets;
     }
+    crate::alerts::Sinks {
+        mqtt: s.mqtt_url.clone().map(|u| (u, String::new())),
+        amqp: s.amqp_url.clone().map(|u| (u, String::new())),
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| Usage(format!("tsusen {command}: {e}")))?;
+    s.spike
+        .validate()
+        .map_err(|e| Usage(format!("tsusen {command}: spike settings: {e}")))?;
+    s.flows
+        .validate()
+        .map_err(|e| Usage(format!("tsusen {command}: flow sensor settings: {e}")))?;
     s.scan
         .validate()
         .map_err(|e| Usage(format!("tsusen {command}: scan detector settings: {e}")))?;
@@ -57,16 +70,35 @@ pub fn settings(p: &Parsed, command: &str) -> Result<Settings, Usage> {
 /// is unset.
 pub fn alerts(s: &Settings, observer: &str, syslog_default: bool, stderr: bool) -> Alerts {
     let syslog = match &s.syslog {
-        None => syslog_default.then(|| PathBuf::from("/dev/log")),
+        None => syslog_default.then(|| SyslogTarget::Local(PathBuf::from("/dev/log"))),
         Some(p) if p.as_os_str().is_empty() => None,
-        Some(p) => Some(p.clone()),
+        // Checked when the setting was read.
+        Some(p) => SyslogTarget::parse(&p.to_string_lossy()).ok(),
+    };
+    let sensor_name = if s.sensor_name.is_empty() {
+        crate::alerts::hostname()
+    } else {
+        s.sensor_name.clone()
     };
     let sinks = Sinks {
         syslog,
+        syslog_format: s.syslog_format,
         event_file: s.event_file.clone(),
         stderr,
+        mqtt: s
+            .mqtt_url
+            .clone()
+            .map(|u| (u, format!("tsusen/{sensor_name}/events"))),
+        amqp: s.amqp_url.clone().map(|u| (u, s.amqp_queue.clone())),
     };
-    Alerts::new(s.scan.clone(), observer.into(), sinks)
+    let d = DetectorParams {
+        flows: s.flows.clone(),
+        flow_idle: s.flow_export_idle,
+        flow_active: s.flow_export_active,
+        spike: s.spike.clone(),
+        ..DetectorParams::defaults()
+    };
+    Alerts::with(s.scan.clone(), d, observer.into(), sinks)
 }
 
 pub fn usage_exit(u: Usage) -> ExitCode {

@@ -34,7 +34,8 @@ Options:
   --realtime             pace packets as their timestamps were captured
   --speed X              with --realtime, play X times faster (default 1)
   --alerts               print scan reports and threat events on stderr (they also go to
-                         EVENTS_FILE and SYSLOG when those are set)
+                         EVENTS_FILE, SYSLOG, MQTT_URL and AMQP_URL when set); flows are
+                         built for the flow sensors only when events have one of these
   -h, --help             this text
 
 Exit status: 0 done; 1 a file could not be read (the others are still counted); 2 usage.",
@@ -160,7 +161,26 @@ pub fn main(args: Vec<String>) -> ExitCode {
     let flushed = sensor.flush(Flush::Stop);
     let alerts = sensor.alerts.take().map(|mut a| {
         a.finish();
-        a.stats
+        (a.stats(), a.sink_counters().figures())
+    });
+    let events = alerts.as_ref().map_or(String::new(), |(st, sinks)| {
+        let mut s = format!(
+            ", flows built {} (evicted {})",
+            st.flow_builder.flows, st.flow_builder.evicted
+        );
+        s.push_str(", events");
+        for (k, n) in crate::alerts::EVENT_KINDS.iter().zip(st.events) {
+            s.push_str(&format!(" {k} {n}"));
+        }
+        let suppressed: u64 = st.suppressed.iter().sum();
+        s.push_str(&format!(
+            ", suppressed {suppressed}, alerts dropped queue {}",
+            st.dropped
+        ));
+        for (k, sent, dropped) in sinks {
+            s.push_str(&format!(", {} sent {sent} dropped {dropped}", k.name()));
+        }
+        s
     });
     let secs = started.elapsed().as_secs_f64();
     let st = sensor.stats;
@@ -168,7 +188,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         "replay: packets {}, attempts {}, malformed {}, rows {}, seconds {:.3}, packets/s {:.0}, \
          not-ip {}, fragments {}, ignored {}, unsupported {}, bad-time {}, flows evicted {}, \
          early flushes {}, bytes written {} (csv {}, snapshots {}; kernel write_bytes {}), \
-         scans {}, tool labels {}",
+         scans {}, tool labels {}{events}",
         st.packets,
         st.attempts,
         st.malformed,
@@ -186,8 +206,8 @@ pub fn main(args: Vec<String>) -> ExitCode {
         sensor.files().bytes_written,
         sensor.snapshot_bytes,
         kernel_write_bytes().map_or("unknown".into(), |b| b.to_string()),
-        alerts.map_or(0, |a| a.scans),
-        alerts.map_or(0, |a| a.labels),
+        alerts.as_ref().map_or(0, |a| a.0.scans),
+        alerts.as_ref().map_or(0, |a| a.0.labels),
     );
     if failed || !flushed || st.lost > 0 {
         if st.lost > 0 {

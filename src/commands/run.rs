@@ -173,7 +173,9 @@ pub fn main(args: Vec<String>) -> ExitCode {
             }
         }
     }
-    sensor.alerts = Some(super::alerts(&s, &iface, true, false));
+    let mut alerts = super::alerts(&s, &iface, true, false);
+    alerts.spikes_in_background();
+    sensor.alerts = Some(alerts);
     let mut flows = match netflow_socket.map(|sock| FlowInput::start(sock, &s, local_set)) {
         None => None,
         Some(Ok(f)) => {

@@ -52,6 +52,8 @@ pub enum Value {
     Bool(bool),
     Ints(Vec<i64>),
     Strs(Vec<String>),
+    /// A JSON number already written (finite), such as a median of 2.5.
+    Num(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +114,7 @@ fn value(out: &mut String, v: &Value) {
             let _ = write!(out, "{n}");
         }
         Value::Str(s) => string(out, s),
+        Value::Num(s) => out.push_str(s),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Ints(ns) => {
             out.push('[');

@@ -10,9 +10,11 @@
 
 pub mod event;
 pub mod fingerprint;
+pub mod flowbuild;
 pub mod flows;
 mod lru;
 pub mod scan;
+pub mod spike;
 pub use crate::decode::tcpopts;
 
 pub use event::{Event, EventKind, Value};

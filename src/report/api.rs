@@ -43,6 +43,8 @@ pub struct ReportSettings {
     pub asn_database: Option<PathBuf>,
     /// EVENTS_FILE, where tool labels outlive the sensor's memory.
     pub event_file: Option<PathBuf>,
+    /// The spike rule the events use, so the page marks the same spikes.
+    pub spike: crate::detect::spike::SpikeRule,
 }
 
 impl ReportSettings {
@@ -56,6 +58,7 @@ impl ReportSettings {
             geoip_database: s.geoip_database.clone(),
             asn_database: s.asn_database.clone(),
             event_file: s.event_file.clone(),
+            spike: s.spike.clone(),
         }
     }
 }
@@ -200,6 +203,7 @@ impl Report {
         let rules = Rules {
             threshold: self.settings.trendline_daily_threshold,
             burst: self.settings.trendline_daily_burst,
+            spike: self.settings.spike.clone(),
         };
         let refs: Vec<&DayStats> = stats.iter().map(|s| s.as_ref()).collect();
         let (series, hidden) = trend::series(&refs, &rules, !filter.is_empty());

@@ -35,6 +35,8 @@ pub struct LiveSummary {
     /// Frames the kernel dropped before we read them, when the capture can tell.
     pub capture_drops: Option<u64>,
     pub interface: String,
+    /// The detectors' figures and, per configured sink, (sink, delivered, dropped).
+    pub alerts: Option<crate::alerts::AlertFigures>,
     /// For each day of `rows`, the length of its file when this was taken (`None`: no file),
     /// filled by `stamp_files`. A file that has changed since (a flush wrote these rows into
     /// it) makes the report pass over that day's live rows rather than count them twice,

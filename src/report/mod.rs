@@ -15,7 +15,7 @@
 
 mod api;
 mod data;
-mod days;
+pub mod days;
 mod geoip;
 mod http;
 pub mod live;

@@ -167,7 +167,78 @@ impl Report {
                 v.to_string(),
             );
         }
+        if let Some((st, sinks)) = &live.alerts {
+            alert_metrics(&mut o, st, sinks);
+        }
         o
+    }
+}
+
+/// Events per type, and alerts delivered and dropped per sink (`queue`: the sink thread's
+/// own queue, before any sink).
+fn alert_metrics(
+    o: &mut String,
+    st: &crate::alerts::AlertStats,
+    sinks: &[(crate::alerts::SinkKind, u64, u64)],
+) {
+    o.push_str(
+        "# HELP tsusen_events_total Threat events raised, by type.\n# TYPE tsusen_events_total counter\n",
+    );
+    for (k, n) in crate::alerts::EVENT_KINDS.iter().zip(st.events) {
+        let _ = writeln!(o, "tsusen_events_total{{type=\"{k}\"}} {n}");
+    }
+    o.push_str(
+        "# HELP tsusen_events_suppressed_total Events over the rate limit (600 per type and minute), counted only.\n# TYPE tsusen_events_suppressed_total counter\n",
+    );
+    for (k, n) in crate::alerts::EVENT_KINDS.iter().zip(st.suppressed) {
+        let _ = writeln!(o, "tsusen_events_suppressed_total{{type=\"{k}\"}} {n}");
+    }
+    o.push_str(
+        "# HELP tsusen_alerts_dropped_total Alerts dropped because a sink (or the queue to them) fell behind.\n# TYPE tsusen_alerts_dropped_total counter\n",
+    );
+    let _ = writeln!(
+        o,
+        "tsusen_alerts_dropped_total{{sink=\"queue\"}} {}",
+        st.dropped
+    );
+    for (k, _, d) in sinks {
+        let _ = writeln!(
+            o,
+            "tsusen_alerts_dropped_total{{sink=\"{}\"}} {d}",
+            k.name()
+        );
+    }
+    o.push_str(
+        "# HELP tsusen_alerts_sent_total Alerts delivered, by sink.\n# TYPE tsusen_alerts_sent_total counter\n",
+    );
+    for (k, n, _) in sinks {
+        let _ = writeln!(o, "tsusen_alerts_sent_total{{sink=\"{}\"}} {n}", k.name());
+    }
+    let fb = &st.flow_builder;
+    for (name, kind, help, v) in [
+        (
+            "flows_built_total",
+            "counter",
+            "Flows built from packets for the flow sensors.",
+            fb.flows,
+        ),
+        (
+            "flows_built_evicted_total",
+            "counter",
+            "Built flows exported early from a full bucket.",
+            fb.evicted,
+        ),
+        (
+            "flows_built_active",
+            "gauge",
+            "Built flows held now.",
+            fb.active,
+        ),
+    ] {
+        let _ = write!(
+            o,
+            "# HELP tsusen_{name} {help}\n# TYPE tsusen_{name} {kind}\ntsusen_{name} {v}\n"
+        );
     }
 }
 
@@ -212,6 +283,26 @@ pub(super) fn sensor_json(o: &mut String, live: &LiveSummary, server_uptime: u64
             let _ = write!(o, "{d}");
         }
         None => o.push_str("null"),
+    }
+    if let Some((st, sinks)) = &live.alerts {
+        json::key(o, &mut f, "events");
+        o.push('{');
+        let mut g = true;
+        for (k, n) in crate::alerts::EVENT_KINDS.iter().zip(st.events) {
+            json::key(o, &mut g, k.as_str());
+            let _ = write!(o, "{n}");
+        }
+        o.push('}');
+        json::key(o, &mut f, "alerts_dropped");
+        o.push('{');
+        let mut g = true;
+        json::key(o, &mut g, "queue");
+        let _ = write!(o, "{}", st.dropped);
+        for (k, _, d) in sinks {
+            json::key(o, &mut g, k.name());
+            let _ = write!(o, "{d}");
+        }
+        o.push('}');
     }
     o.push('}');
 }

@@ -6,12 +6,13 @@
 //! drawn when it is knocked on steadily, or when it had a burst. Series are ordered by the
 //! last day's figure, largest first. A filtered view draws every series, as tsusen did.
 //!
-//! A spike is a last day far above the series' usual level: at least the threshold, more than
-//! the median of the days before plus three (scaled) median absolute deviations, and at least
-//! twice that median. Spiking series are always drawn: they are what the page is for.
+//! A spike is a last day far above the series' usual level, by the rule the `spike` event uses
+//! ([`crate::detect::spike::SpikeRule`], SPIKE_* settings), so page and event agree. Spiking
+//! series are always drawn: they are what the page is for.
 
 use super::data::DayStats;
 use super::services;
+use crate::detect::spike::SpikeRule;
 use crate::json;
 use crate::proto;
 use std::collections::BTreeMap;
@@ -19,12 +20,10 @@ use std::fmt::Write;
 
 /// Series drawn at most; the rest are counted as hidden.
 pub const MAX_SERIES: usize = 40;
-/// Days before the last needed to tell a spike from noise.
-const SPIKE_HISTORY: usize = 3;
-
 pub struct Rules {
     pub threshold: u32,
     pub burst: u32,
+    pub spike: SpikeRule,
 }
 
 #[derive(Debug)]
@@ -64,7 +63,7 @@ pub fn series(days: &[&DayStats], rules: &Rules, draw_all: bool) -> (Vec<Series>
     let mut out: Vec<Series> = by_port
         .into_iter()
         .map(|((proto, port), counts)| {
-            let spike = is_spike(&counts, rules.threshold);
+            let spike = rules.spike.is_spike(&counts);
             Series {
                 proto,
                 port,
@@ -97,32 +96,6 @@ fn drawn_by_tsusen(counts: &[u32], r: &Rules) -> bool {
     let steady = before_last.iter().all(|&c| c >= r.threshold);
     let burst = counts.iter().any(|&c| c >= r.burst);
     steady || burst
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_unstable_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-pub fn is_spike(counts: &[u32], threshold: u32) -> bool {
-    let Some((&last, before)) = counts.split_last() else {
-        return false;
-    };
-    if before.len() < SPIKE_HISTORY || last < threshold.max(1) {
-        return false;
-    }
-    let mut v: Vec<f64> = before.iter().map(|&c| c as f64).collect();
-    let m = median(&mut v);
-    let mut dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
-    // 1.4826 × MAD estimates the standard deviation of normal noise; at least one source.
-    let spread = (1.4826 * median(&mut dev)).max(1.0);
-    let last = last as f64;
-    last > m + 3.0 * spread && last >= 2.0 * m
 }
 
 /// The trendlines answer.
@@ -218,6 +191,10 @@ mod tests {
         let rules = Rules {
             threshold: 2,
             burst: 10,
+            spike: SpikeRule {
+                min_sources: 2,
+                ..SpikeRule::default()
+            },
         };
         // 22 steady; 80 once a burst; 8080 a one-off below the burst; 23 spikes on the last day.
         let days = [
@@ -235,9 +212,5 @@ mod tests {
         assert!(s[0].spike && !s[1].spike && !s[2].spike);
         let (all, hidden) = series(&refs, &rules, true);
         assert_eq!((all.len(), hidden), (4, 0));
-        assert!(!is_spike(&[5, 5, 5, 6], 2));
-        assert!(!is_spike(&[0, 0, 0, 1], 2));
-        assert!(is_spike(&[0, 0, 0, 5], 2));
-        assert!(!is_spike(&[0, 50], 2));
     }
 }

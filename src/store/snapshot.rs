@@ -14,8 +14,9 @@ use std::io::{self, Write};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"tsusen\0S";
-/// Bump when `State` changes shape: an older snapshot is then ignored, not misread.
-pub const VERSION: u32 = 2;
+/// Bump when `State` changes shape: an older snapshot is then read by its own shape below, or
+/// ignored, never misread. 3: the detectors keep the spike watch's state.
+pub const VERSION: u32 = 3;
 /// Largest payload we read back (flows at full capacity are far below it).
 const MAX_PAYLOAD: usize = 256 * 1024 * 1024;
 const HEADER: usize = 8 + 4 + 4;
@@ -94,8 +95,10 @@ pub fn decode(bytes: &[u8]) -> Result<State, String> {
         return Err("not a tsusen snapshot".into());
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != VERSION {
-        return Err(format!("version {version}, this sensor reads {VERSION}"));
+    if version != VERSION && version != 2 {
+        return Err(format!(
+            "version {version}, this sensor reads 2 and {VERSION}"
+        ));
     }
     let len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
     if len > MAX_PAYLOAD || HEADER + len + 4 != bytes.len() {
@@ -114,12 +117,51 @@ pub fn decode(bytes: &[u8]) -> Result<State, String> {
     if crc32(body) != stored {
         return Err("checksum mismatch (corrupt)".into());
     }
-    let (state, rest) = postcard::take_from_bytes::<State>(&bytes[HEADER..HEADER + len])
-        .map_err(|e| format!("payload does not decode: {e}"))?;
+    let payload = &bytes[HEADER..HEADER + len];
+    let (state, rest) = if version == 2 {
+        postcard::take_from_bytes::<StateV2>(payload).map(|(s, r)| (s.into(), r))
+    } else {
+        postcard::take_from_bytes::<State>(payload)
+    }
+    .map_err(|e| format!("payload does not decode: {e}"))?;
     if !rest.is_empty() {
         return Err("payload has trailing bytes".into());
     }
     Ok(state)
+}
+
+/// Version 2's shape: the detectors without the spike watch.
+#[derive(Deserialize)]
+struct StateV2 {
+    now: i64,
+    next_flush: i64,
+    stats: Stats,
+    flows: Vec<FlowState>,
+    replay: Option<ReplayPosition>,
+    detectors: Option<DetectorStateV2>,
+}
+
+#[derive(Deserialize)]
+struct DetectorStateV2 {
+    scan: crate::detect::scan::ScanState,
+    tools: crate::detect::fingerprint::FingerprintState,
+}
+
+impl From<StateV2> for State {
+    fn from(s: StateV2) -> State {
+        State {
+            now: s.now,
+            next_flush: s.next_flush,
+            stats: s.stats,
+            flows: s.flows,
+            replay: s.replay,
+            detectors: s.detectors.map(|d| DetectorState {
+                scan: d.scan,
+                tools: d.tools,
+                spikes: Default::default(),
+            }),
+        }
+    }
 }
 
 /// CRC-32 (IEEE 802.3, as zlib and PNG), bitwise over a small table.
@@ -195,6 +237,18 @@ mod tests {
         let mut other = bytes.clone();
         other[8] = 9;
         assert!(decode(&other).unwrap_err().contains("version 9"));
+        // A version 2 snapshot (no spike state) is still read.
+        let mut v2 = sample();
+        v2.detectors = None;
+        let payload = postcard::to_stdvec(&v2).unwrap();
+        let mut old = Vec::new();
+        old.extend_from_slice(MAGIC);
+        old.extend_from_slice(&2u32.to_le_bytes());
+        old.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        old.extend_from_slice(&payload);
+        let crc = crc32(&old);
+        old.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&old).unwrap(), v2);
         assert!(decode(b"GIF89a-not-a-snapshot").is_err());
         assert_eq!(load(&dir.join("missing.bin")).unwrap(), None);
         fs::remove_dir_all(&dir).unwrap();

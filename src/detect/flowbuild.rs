@@ -1,0 +1,316 @@
+//! Flows built from live packets, as a NetFlow exporter builds them, for the flow sensors.
+//!
+//! A flow is unidirectional: the packets of one (source, destination, ports, protocol) with
+//! their count, IP bytes, the OR of their TCP flags, and first/last seen. A flow is exported
+//! (handed to the caller) when it has been idle `idle` seconds, when it has run `active`
+//! seconds, or when its bucket is full and it is the least recently seen there (NetFlow's
+//! emergency expiry). The table is allocated once: `capacity` slots in buckets of `WAYS`,
+//! found by a hash keyed per process, so a flood of spoofed sources costs evictions, never
+//! memory, and crafted addresses cannot pile into one bucket. Expiry sweeps the table a slice at
+//! a time, as the clock (packet time in replay) moves: each second `capacity / idle` slots, so
+//! every slot is looked at once per `idle` seconds and a flow is exported between `idle` and
+//! `2 × idle` seconds after its last packet, at a cost of a few slots per second per slot.
+//! A flow seen again after running `active` seconds is exported at that packet.
+
+use crate::addr::Addr;
+use crate::decode::Packet;
+use crate::hash::KeyedHash;
+use crate::proto;
+
+/// Slots per bucket.
+const WAYS: usize = 8;
+
+/// One exported flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flow {
+    pub src: Addr,
+    pub dst: Addr,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub tcp_flags: u8,
+    /// Its source is ours and its destination is not.
+    pub outbound: bool,
+    pub packets: u64,
+    pub bytes: u64,
+    pub first: i64,
+    pub last: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowBuilderStats {
+    pub packets: u64,
+    pub flows: u64,
+    /// Flows exported because their bucket was full.
+    pub evicted: u64,
+    /// Flows held now.
+    pub active: u64,
+}
+
+pub struct FlowBuilder {
+    /// `packets == 0` marks a free slot.
+    slots: Vec<Flow>,
+    /// Per slot, bits of its key's hash (never 0), or 0 when free: a bucket's tags share one
+    /// cache line, so a lookup reads a slot only when its tag matches.
+    tags: Vec<u32>,
+    /// Per slot, its flow's (first, last): the sweep reads these 16 bytes, not the whole slot.
+    times: Vec<(i64, i64)>,
+    mask: usize,
+    hash: KeyedHash,
+    idle: i64,
+    active: i64,
+    swept: i64,
+    /// Next slot the sweep looks at, and how many it looks at per second of the clock.
+    cursor: usize,
+    per_second: usize,
+    pub stats: FlowBuilderStats,
+}
+
+impl FlowBuilder {
+    /// `capacity` is rounded up to a power of two buckets of `WAYS` slots.
+    pub fn new(capacity: usize, idle: u64, active: u64) -> FlowBuilder {
+        let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        FlowBuilder {
+            slots: vec![Flow::default(); buckets * WAYS],
+            tags: vec![0; buckets * WAYS],
+            times: vec![(0, 0); buckets * WAYS],
+            mask: buckets - 1,
+            hash: KeyedHash::random(),
+            idle: idle.max(1) as i64,
+            active: active.max(1) as i64,
+            swept: i64::MIN,
+            cursor: 0,
+            per_second: (buckets * WAYS).div_ceil(idle.max(1) as usize).max(1),
+            stats: FlowBuilderStats::default(),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    #[inline]
+    fn bucket(&self, p: &Packet) -> (usize, u32) {
+        let (s, d) = (p.src.bytes(), p.dst.bytes());
+        let w = |b: &[u8; 16], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8"));
+        let h = self.hash.hash(&[
+            w(s, 0),
+            w(s, 8),
+            w(d, 0),
+            w(d, 8),
+            (p.sport as u64) << 24 | (p.dport as u64) << 8 | p.proto as u64,
+        ]);
+        ((h as usize & self.mask) * WAYS, (h >> 32) as u32 | 1)
+    }
+
+    /// One packet of ours or to us at `now`; flows that end go to `export`.
+    #[inline]
+    pub fn packet(
+        &mut self,
+        p: &Packet,
+        outbound: bool,
+        now: i64,
+        export: &mut impl FnMut(&Flow, i64),
+    ) {
+        self.sweep(now, export);
+        self.stats.packets += 1;
+        let (sport, dport) = if proto::has_ports(p.proto) {
+            (p.sport, p.dport)
+        } else {
+            (0, 0)
+        };
+        let flags = if p.proto == proto::TCP {
+            p.tcp_flags
+        } else {
+            0
+        };
+        let (b, tag) = self.bucket(p);
+        let tags = &self.tags[b..b + WAYS];
+        let mut free = None;
+        for (i, &t) in tags.iter().enumerate() {
+            if t == 0 {
+                free.get_or_insert(i);
+                continue;
+            }
+            if t != tag {
+                continue;
+            }
+            let f = &mut self.slots[b + i];
+            if f.src == p.src
+                && f.dst == p.dst
+                && f.sport == sport
+                && f.dport == dport
+                && f.proto == p.proto
+            {
+                if now - f.first >= self.active {
+                    // Running too long: out it goes, and this packet starts the next record.
+                    let gone = *f;
+                    self.stats.flows += 1;
+                    export(&gone, now);
+                    *f = Flow {
+                        packets: 1,
+                        bytes: p.ip_len as u64,
+                        tcp_flags: flags,
+                        first: now,
+                        last: now,
+                        ..gone
+                    };
+                    self.times[b + i] = (now, now);
+                    return;
+                }
+                f.packets += 1;
+                f.bytes += p.ip_len as u64;
+                f.tcp_flags |= flags;
+                f.last = f.last.max(now);
+                self.times[b + i].1 = f.last;
+                return;
+            }
+        }
+        let i = match free {
+            Some(i) => i,
+            None => {
+                // Full: the least recently seen of the bucket goes out now.
+                let mut o = 0;
+                for i in 1..WAYS {
+                    if self.times[b + i].1 < self.times[b + o].1 {
+                        o = i;
+                    }
+                }
+                let gone = self.slots[b + o];
+                self.slots[b + o].packets = 0;
+                self.tags[b + o] = 0;
+                self.stats.evicted += 1;
+                self.stats.active -= 1;
+                export(&gone, now);
+                o
+            }
+        };
+        self.stats.flows += 1;
+        self.stats.active += 1;
+        self.tags[b + i] = tag;
+        self.times[b + i] = (now, now);
+        self.slots[b + i] = Flow {
+            src: p.src,
+            dst: p.dst,
+            sport,
+            dport,
+            proto: p.proto,
+            tcp_flags: flags,
+            outbound,
+            packets: 1,
+            bytes: p.ip_len as u64,
+            first: now,
+            last: now,
+        };
+    }
+
+    /// Exports the flows idle or running too long in the next slice of the table: as many
+    /// slots as the seconds since the last sweep call for (all of them at most).
+    pub fn sweep(&mut self, now: i64, export: &mut impl FnMut(&Flow, i64)) {
+        if now <= self.swept {
+            return;
+        }
+        let elapsed = if self.swept == i64::MIN {
+            1
+        } else {
+            (now - self.swept).min(i64::MAX / 2) as usize
+        };
+        self.swept = now;
+        if self.stats.active == 0 {
+            return;
+        }
+        let len = self.slots.len();
+        let n = elapsed.saturating_mul(self.per_second).min(len);
+        for _ in 0..n {
+            let (first, last) = self.times[self.cursor];
+            if self.tags[self.cursor] != 0
+                && (now - last >= self.idle || now - first >= self.active)
+            {
+                let f = &mut self.slots[self.cursor];
+                export(f, now);
+                f.packets = 0;
+                self.tags[self.cursor] = 0;
+                self.stats.active -= 1;
+            }
+            self.cursor += 1;
+            if self.cursor == len {
+                self.cursor = 0;
+            }
+        }
+    }
+
+    /// Exports every flow (the sensor stops).
+    pub fn drain(&mut self, now: i64, export: &mut impl FnMut(&Flow, i64)) {
+        for (f, t) in self.slots.iter_mut().zip(self.tags.iter_mut()) {
+            if *t != 0 {
+                export(f, now);
+                f.packets = 0;
+                *t = 0;
+            }
+        }
+        self.stats.active = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::flags;
+    use crate::detect::test_packet;
+
+    fn collect(b: &mut FlowBuilder, p: &Packet, now: i64, out: &mut Vec<Flow>) {
+        b.packet(p, false, now, &mut |f, _| out.push(*f));
+    }
+
+    #[test]
+    fn builds_and_expires_like_netflow() {
+        let mut b = FlowBuilder::new(64, 15, 60);
+        let mut out = Vec::new();
+        let mut p = test_packet();
+        collect(&mut b, &p, 100, &mut out);
+        p.tcp_flags = flags::ACK;
+        collect(&mut b, &p, 101, &mut out);
+        p.dport = 81;
+        collect(&mut b, &p, 101, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(b.stats.active, 2);
+        // Idle 15 s after its last packet; out within another 15 s (the sweep's round).
+        b.sweep(115, &mut |f, _| out.push(*f));
+        assert!(out.is_empty());
+        for t in 116..=131 {
+            b.sweep(t, &mut |f, _| out.push(*f));
+        }
+        assert_eq!(out.len(), 2);
+        let f = out.iter().find(|f| f.dport == 80).unwrap();
+        assert_eq!((f.packets, f.bytes), (2, 80));
+        assert_eq!(f.tcp_flags, flags::SYN | flags::ACK);
+        assert_eq!((f.first, f.last), (100, 101));
+        // Active timeout: a flow that never idles is cut every 60 s.
+        out.clear();
+        for t in 200..=260 {
+            collect(&mut b, &p, t, &mut out);
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].packets, 60);
+        let mut rest = Vec::new();
+        b.drain(300, &mut |f, _| rest.push(*f));
+        assert_eq!(rest.len(), 1);
+        assert_eq!(b.stats.active, 0);
+    }
+
+    #[test]
+    fn spoofed_flood_stays_in_its_table() {
+        let mut b = FlowBuilder::new(1024, 15, 60);
+        let mut n = 0u64;
+        let mut p = test_packet();
+        for i in 0..100_000u32 {
+            let x = i.to_be_bytes();
+            p.src = Addr::v4([10, x[1], x[2], x[3]]);
+            b.packet(&p, false, 1000, &mut |_, _| n += 1);
+        }
+        assert_eq!(b.capacity(), 1024);
+        assert_eq!(b.stats.active as usize + n as usize, 100_000);
+        assert!(b.stats.active <= 1024);
+        assert_eq!(b.stats.evicted, n);
+    }
+}

@@ -1,0 +1,311 @@
+//! Spikes: a port whose distinct sources today stand far above its usual level.
+//!
+//! The rule, shared by the report page (which marks the spiking trendlines) and the `spike`
+//! event, so both always agree. For one series (protocol and port), with `history` the distinct
+//! sources of each of the last SPIKE_HISTORY_DAYS days that have a day file (a day with a file
+//! but no row for the series counts 0), and `today` today's distinct sources:
+//!
+//! - no verdict unless there are at least SPIKE_MIN_HISTORY such days;
+//! - `median` and `mad` (median absolute deviation) of `history`; the spread is
+//!   `max(1, 1.4826 × mad)` (1.4826 × MAD estimates the standard deviation of normal noise;
+//!   at least one source, so a flat history does not make any wobble a spike);
+//! - the threshold is the least whole count that is at least SPIKE_MIN_SOURCES, more than
+//!   `median + SPIKE_MAD_FACTOR × spread`, and at least `SPIKE_RATIO × median`;
+//! - a spike when `today` reaches the threshold.
+//!
+//! Distinct sources are counted exactly up to a bound (see [`DistinctSources`]); past it a
+//! series' count stays at the bound, which is still far above any baseline that matters.
+
+use crate::addr::Addr;
+use crate::hash::KeyedHash;
+use crate::store::RowReader;
+use crate::tables::Row;
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufReader};
+use std::path::Path;
+
+/// The rule's settings (SPIKE_* keys; defaults in `policy`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpikeRule {
+    /// Days with a file before today that form the baseline.
+    pub history_days: u32,
+    /// Fewest such days for a verdict.
+    pub min_history: u32,
+    /// Fewest distinct sources today for a spike.
+    pub min_sources: u32,
+    /// How many spreads above the median.
+    pub mad_factor: f64,
+    /// How many times the median at least.
+    pub ratio: f64,
+}
+
+impl Default for SpikeRule {
+    fn default() -> Self {
+        use crate::policy;
+        SpikeRule {
+            history_days: policy::SPIKE_HISTORY_DAYS,
+            min_history: policy::SPIKE_MIN_HISTORY,
+            min_sources: policy::SPIKE_MIN_SOURCES,
+            mad_factor: policy::SPIKE_MAD_FACTOR,
+            ratio: policy::SPIKE_RATIO,
+        }
+    }
+}
+
+/// What the rule saw, for the event's details.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Verdict {
+    pub median: f64,
+    pub mad: f64,
+    /// Least count that is a spike.
+    pub threshold: u64,
+    pub spike: bool,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_unstable_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+impl SpikeRule {
+    /// The verdict on `today` against `history` (oldest first; order does not matter), or
+    /// `None` when the history is too short to judge.
+    pub fn judge(&self, history: &[u32], today: u64) -> Option<Verdict> {
+        if history.len() < self.min_history.max(1) as usize {
+            return None;
+        }
+        let mut v: Vec<f64> = history.iter().map(|&c| c as f64).collect();
+        let m = median(&mut v);
+        let mut dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
+        let mad = median(&mut dev);
+        let spread = (1.4826 * mad).max(1.0);
+        // Least whole count strictly above m + k·spread, at least ratio·m and the minimum.
+        let above = (m + self.mad_factor * spread).floor() + 1.0;
+        let ratio = (self.ratio * m).ceil();
+        let threshold = above.max(ratio).max(self.min_sources.max(1) as f64);
+        let threshold = if threshold >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            threshold as u64
+        };
+        Some(Verdict {
+            median: m,
+            mad,
+            threshold,
+            spike: today >= threshold,
+        })
+    }
+
+    /// The page's question: is the last of `counts` (one per day, oldest first) a spike over
+    /// the days before it (the last `history_days` of them)?
+    pub fn is_spike(&self, counts: &[u32]) -> bool {
+        let Some((&last, before)) = counts.split_last() else {
+            return false;
+        };
+        let from = before.len().saturating_sub(self.history_days as usize);
+        self.judge(&before[from..], last as u64)
+            .is_some_and(|v| v.spike)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.history_days == 0 || self.history_days > 3660 {
+            return Err("SPIKE_HISTORY_DAYS must be from 1 to 3660".into());
+        }
+        if self.min_history == 0 || self.min_history > self.history_days {
+            return Err("SPIKE_MIN_HISTORY must be from 1 to SPIKE_HISTORY_DAYS".into());
+        }
+        if !(self.mad_factor.is_finite() && self.mad_factor >= 0.0) {
+            return Err("SPIKE_MAD_FACTOR must be a number of at least 0".into());
+        }
+        if !(self.ratio.is_finite() && self.ratio >= 0.0) {
+            return Err("SPIKE_RATIO must be a number of at least 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// A series: protocol and port (`None` for protocols without ports).
+pub type SeriesKey = (u8, Option<u16>);
+
+/// Hashes a `u64` that already is a keyed hash: as is.
+#[derive(Clone, Copy, Default)]
+pub struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys go in; anything else is folded in plainly.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type HashSet64 = HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>;
+
+/// Distinct sources per series over one day, exact up to `capacity` sources held in all
+/// (a 64-bit keyed hash of each address, so about 16 bytes each); past it new sources are
+/// not told apart and the counts stop growing, which is counted in `saturated`.
+pub struct DistinctSources {
+    hash: KeyedHash,
+    series: HashMap<SeriesKey, HashSet64>,
+    held: usize,
+    capacity: usize,
+    /// Sources that could not be added because the capacity was reached.
+    pub saturated: u64,
+}
+
+impl DistinctSources {
+    pub fn new(capacity: usize) -> DistinctSources {
+        DistinctSources {
+            hash: KeyedHash::random(),
+            series: HashMap::new(),
+            held: 0,
+            capacity,
+            saturated: 0,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.series.clear();
+        self.held = 0;
+        self.saturated = 0;
+    }
+
+    #[inline]
+    fn addr_hash(&self, a: &Addr) -> u64 {
+        let b = a.bytes();
+        let hi = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+        let lo = u64::from_le_bytes(b[8..].try_into().expect("8 bytes"));
+        self.hash.hash(&[hi, lo, a.is_v6() as u64])
+    }
+
+    pub fn add(&mut self, key: SeriesKey, src: &Addr) {
+        let h = self.addr_hash(src);
+        let full = self.held >= self.capacity;
+        let set = match self.series.get_mut(&key) {
+            Some(s) => s,
+            None if full => {
+                self.saturated += 1;
+                return;
+            }
+            None => self.series.entry(key).or_default(),
+        };
+        if set.contains(&h) {
+            return;
+        }
+        if full {
+            self.saturated += 1;
+            return;
+        }
+        set.insert(h);
+        self.held += 1;
+    }
+
+    pub fn add_row(&mut self, r: &Row) {
+        self.add((r.key.proto, r.key.port), &r.key.src);
+    }
+
+    pub fn count(&self, key: &SeriesKey) -> u64 {
+        self.series.get(key).map_or(0, |s| s.len() as u64)
+    }
+
+    /// Every series and its count.
+    pub fn counts(&self) -> impl Iterator<Item = (SeriesKey, u64)> + '_ {
+        self.series.iter().map(|(k, s)| (*k, s.len() as u64))
+    }
+
+    /// Adds every row of a day file, streaming; rows that do not parse are skipped (counted in
+    /// the return value). A missing file adds nothing.
+    pub fn add_file(&mut self, path: &Path) -> io::Result<u64> {
+        let f = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        };
+        let mut reader = RowReader::new(BufReader::with_capacity(64 * 1024, f));
+        let mut bad = 0;
+        loop {
+            match reader.next_row() {
+                Ok(Some(Ok(r))) => self.add_row(&r),
+                Ok(Some(Err(_))) => bad += 1,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("{}: line {}: {e}", path.display(), reader.line()),
+                    ))
+                }
+            }
+        }
+        Ok(bad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(min: u32) -> SpikeRule {
+        SpikeRule {
+            min_sources: min,
+            history_days: 9,
+            min_history: 3,
+            mad_factor: 3.0,
+            ratio: 2.0,
+        }
+    }
+
+    #[test]
+    fn the_rule() {
+        let r = rule(2);
+        assert!(!r.is_spike(&[5, 5, 5, 6]));
+        assert!(!r.is_spike(&[0, 0, 0, 1]));
+        assert!(r.is_spike(&[0, 0, 0, 5]));
+        assert!(!r.is_spike(&[0, 50]), "too little history");
+        let v = r.judge(&[10, 12, 8, 10, 30], 40).unwrap();
+        assert_eq!(v.median, 10.0);
+        assert_eq!(v.mad, 2.0);
+        // 10 + 3 × 2.9652 = 18.9 → 19, and at least 2 × 10 = 20.
+        assert_eq!(v.threshold, 20);
+        assert!(v.spike);
+        assert!(!r.judge(&[10, 12, 8, 10, 30], 19).unwrap().spike);
+        // The minimum count rules a flat, quiet port.
+        assert_eq!(rule(10).judge(&[0, 0, 0], 9).unwrap().threshold, 10);
+        // Only the last history_days count.
+        let short = SpikeRule {
+            history_days: 3,
+            ..rule(2)
+        };
+        assert!(short.is_spike(&[100, 100, 100, 0, 0, 0, 5]));
+        assert!(!rule(2).is_spike(&[100, 100, 100, 100, 100, 0, 0, 0, 5]));
+    }
+
+    #[test]
+    fn distinct_sources_are_bounded() {
+        let mut d = DistinctSources::new(100);
+        for i in 0..300u32 {
+            let b = i.to_be_bytes();
+            d.add((6, Some(23)), &Addr::v4([10, b[1], b[2], b[3]]));
+            d.add((6, Some(23)), &Addr::v4([10, b[1], b[2], b[3]]));
+        }
+        assert_eq!(d.count(&(6, Some(23))), 100);
+        assert_eq!(d.saturated, 400);
+        d.clear();
+        d.add((17, Some(53)), &Addr::v4([1, 2, 3, 4]));
+        d.add((17, Some(53)), &Addr::v4([1, 2, 3, 4]));
+        assert_eq!(d.count(&(17, Some(53))), 1);
+    }
+}
