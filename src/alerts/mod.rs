@@ -103,9 +103,10 @@ pub struct Alerts {
     /// Per event type: the minute (of event time) being counted, and events sent in it.
     rate: [(i64, u32); 6],
     pub stats: AlertStats,
-    /// Flows are built from packets only when their events have a sink: the builder is the
-    /// dearest detector per packet (a replay with nowhere to send events skips it).
-    build_flows: bool,
+    /// The flow builder and the spike watch run only when events have a sink: the builder is
+    /// the dearest detector per packet, the watch reads the history files, and a replay with
+    /// nowhere to send events needs neither (the page draws its spike marks on its own).
+    watch: bool,
 }
 
 impl Alerts {
@@ -121,7 +122,7 @@ impl Alerts {
             let (tx, handle) = sink::spawn(sinks, QUEUE, counters.clone());
             (Some(tx), Some(handle))
         };
-        let build_flows = tx.is_some();
+        let watch = tx.is_some();
         Alerts {
             scan: ScanDetector::new(scan),
             tools: Fingerprinter::new(FingerprintParams::default()),
@@ -135,7 +136,7 @@ impl Alerts {
             counters,
             rate: [(i64::MIN, 0); 6],
             stats: AlertStats::default(),
-            build_flows,
+            watch,
         }
     }
 
@@ -165,7 +166,7 @@ impl Alerts {
     /// from us to outside), for the flow builder. No allocation unless a flow sensor fires.
     #[inline]
     pub fn flow_packet(&mut self, p: &Packet, outbound: bool, ts: i64) {
-        if !self.build_flows {
+        if !self.watch {
             return;
         }
         let (flows, found, observer) = (&mut self.flows, &mut self.found, self.observer.as_str());
@@ -179,7 +180,7 @@ impl Alerts {
 
     /// The clock moved on to `now` (a new second): flows that ended are judged.
     pub fn tick(&mut self, now: i64) {
-        if !self.build_flows {
+        if !self.watch {
             return;
         }
         let (flows, found, observer) = (&mut self.flows, &mut self.found, self.observer.as_str());
@@ -192,7 +193,7 @@ impl Alerts {
 
     /// Every flow still open is judged (the sensor stops).
     pub fn drain_flows(&mut self, now: i64) {
-        if !self.build_flows {
+        if !self.watch {
             return;
         }
         let (flows, found, observer) = (&mut self.flows, &mut self.found, self.observer.as_str());
@@ -211,11 +212,16 @@ impl Alerts {
 
     /// The rows of `day` a flush is about to write, for the spike watch.
     pub fn spike_rows(&mut self, day: i64, rows: &[Row], dir: &Path) {
-        self.spikes.rows(day, rows, dir);
+        if self.watch {
+            self.spikes.rows(day, rows, dir);
+        }
     }
 
     /// After a flush: the spike check of the day being written.
     pub fn check_spikes(&mut self, dir: &Path, now: i64) {
+        if !self.watch {
+            return;
+        }
         self.spikes.check(dir, now, &self.observer, &mut self.found);
         if !self.found.is_empty() {
             self.send_found();

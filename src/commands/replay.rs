@@ -35,7 +35,8 @@ Options:
   --speed X              with --realtime, play X times faster (default 1)
   --alerts               print scan reports and threat events on stderr (they also go to
                          EVENTS_FILE, SYSLOG, MQTT_URL and AMQP_URL when set); flows are
-                         built for the flow sensors only when events have one of these
+                         built for the flow sensors, and spikes watched, only when events
+                         have one of these
   -h, --help             this text
 
 Exit status: 0 done; 1 a file could not be read (the others are still counted); 2 usage.",
