@@ -217,13 +217,12 @@ impl Sensor {
                 a.inbound_tcp(&p, ts, frame.ts_us);
             }
             // Flows in and out of our networks, for net-security's sensors.
-            if inbound {
-                a.flow_packet(&p, false, ts);
-            } else if !ignored {
+            let outbound = || {
                 let local = &self.classifier.rules().local;
-                if local.contains(&p.src) && !local.contains(&p.dst) {
-                    a.flow_packet(&p, true, ts);
-                }
+                !ignored && local.contains(&p.src) && !local.contains(&p.dst)
+            };
+            if a.watching() && (inbound || outbound()) {
+                a.flow_packet(&p, !inbound, ts);
             }
         }
         self.position += 1;

@@ -162,6 +162,12 @@ impl Alerts {
         }
     }
 
+    /// Whether the flow builder and the spike watch run (events have a sink).
+    #[inline]
+    pub fn watching(&self) -> bool {
+        self.watch
+    }
+
     /// One packet to or from our networks (inbound: from outside to us; otherwise outbound,
     /// from us to outside), for the flow builder. No allocation unless a flow sensor fires.
     #[inline]
