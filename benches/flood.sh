@@ -87,7 +87,11 @@ ip -n "$out" route add 198.51.100.0/24 dev tsfo$$
 ip -n "$sen" addr add 198.51.100.10/24 dev tsfs$$
 tc=$(profile_value openwrt-aarch64 TABLE_CAPACITY)
 fc=$(profile_value openwrt-aarch64 FLOW_CAPACITY)
-printf 'HTTP_ADDRESS 127.0.0.1\nSYSLOG no\nTABLE_CAPACITY %s\nFLOW_CAPACITY %s\nRING_SIZE 2\n' "$tc" "$fc" >"$work/conf"
+fb=$(profile_value openwrt-aarch64 FLOW_BUILDER_CAPACITY)
+sp=$(profile_value openwrt-aarch64 SPIKE_SOURCES_CAPACITY)
+# Every detector on (events go to a file), as on a router with SYSLOG.
+printf 'HTTP_ADDRESS 127.0.0.1\nSYSLOG no\nEVENTS_FILE %s\nTABLE_CAPACITY %s\nFLOW_CAPACITY %s\nRING_SIZE 2\nFLOW_BUILDER_CAPACITY %s\nSPIKE_SOURCES_CAPACITY %s\n' \
+    "$work/events.jsonl" "$tc" "$fc" "$fb" "$sp" >"$work/conf"
 mkdir -p "$work/live"
 ip netns exec "$sen" "$bin" run --config "$work/conf" --interface tsfs$$ --log-dir "$work/live" \
     --state-file "$work/state.bin" --local 198.51.100.0/24 2>"$work/live.err" &
@@ -105,5 +109,5 @@ wait "$sampler" || true
 grep -h "stopped:" "$work/live.err" || true
 attempts=$(sed -n 's/.*stopped: packets [0-9]*, attempts \([0-9]*\),.*/\1/p' "$work/live.err")
 total=$(csv_total "$work/live")
-echo "live flood, hping3 --flood --rand-source for $live_seconds s, openwrt-aarch64 capacities: attempts $attempts, CSV total $total"
+echo "live flood, hping3 --flood --rand-source for $live_seconds s, openwrt-aarch64 profile, detectors on: attempts $attempts, CSV total $total, events in the file $(wc -l <"$work/events.jsonl")"
 report "live flood" "$work/rss-live"

@@ -70,6 +70,9 @@ pub struct Settings {
     /// The live flow builder's timeouts, seconds.
     pub flow_export_idle: u64,
     pub flow_export_active: u64,
+    /// Flows the live flow builder holds, and sources the spike watch counts per day.
+    pub flow_builder_capacity: usize,
+    pub spike_sources_capacity: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +122,8 @@ impl Default for Settings {
             flows: FlowParams::default(),
             flow_export_idle: policy::FLOW_BUILDER_IDLE,
             flow_export_active: policy::FLOW_BUILDER_ACTIVE,
+            flow_builder_capacity: policy::FLOW_BUILDER_CAPACITY,
+            spike_sources_capacity: policy::SPIKE_SOURCES_CAPACITY,
         }
     }
 }
@@ -338,6 +343,12 @@ impl Settings {
             "FLOW_EXPORT_IDLE" => self.flow_export_idle = number(value, 1, 86_400).map_err(err)?,
             "FLOW_EXPORT_ACTIVE" => {
                 self.flow_export_active = number(value, 1, 86_400).map_err(err)?
+            }
+            "FLOW_BUILDER_CAPACITY" => {
+                self.flow_builder_capacity = number(value, 1, 1 << 24).map_err(err)? as usize
+            }
+            "SPIKE_SOURCES_CAPACITY" => {
+                self.spike_sources_capacity = number(value, 1, 1 << 26).map_err(err)? as usize
             }
             _ => return Err(err("unknown setting".into())),
         }

@@ -127,7 +127,12 @@ impl Alerts {
             scan: ScanDetector::new(scan),
             tools: Fingerprinter::new(FingerprintParams::default()),
             flows: FlowSensors::new(d.flows),
-            builder: FlowBuilder::new(d.flow_capacity, d.flow_idle, d.flow_active),
+            // Not watching: a token table, never used.
+            builder: FlowBuilder::new(
+                if watch { d.flow_capacity } else { 0 },
+                d.flow_idle,
+                d.flow_active,
+            ),
             spikes: SpikeWatch::new(d.spike, d.spike_capacity),
             found: Vec::new(),
             observer,

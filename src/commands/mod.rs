@@ -95,8 +95,9 @@ pub fn alerts(s: &Settings, observer: &str, syslog_default: bool, stderr: bool) 
         flows: s.flows.clone(),
         flow_idle: s.flow_export_idle,
         flow_active: s.flow_export_active,
+        flow_capacity: s.flow_builder_capacity,
         spike: s.spike.clone(),
-        ..DetectorParams::defaults()
+        spike_capacity: s.spike_sources_capacity,
     };
     Alerts::with(s.scan.clone(), d, observer.into(), sinks)
 }
