@@ -363,6 +363,9 @@ impl Settings {
             key: String::new(),
             why: format!("cannot read: {e}"),
         })?;
+        // A file saved by an editor that writes a byte-order mark (the image's boot partition
+        // is edited on any desktop) still starts with its first key.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let mut pending: Option<(String, String, usize)> = None;
         for (n, raw) in text.lines().enumerate() {
             let line = raw.split('#').next().unwrap_or("");
@@ -486,6 +489,11 @@ mod tests {
             e.contains("tsusen.conf:2") && e.contains("NO_SUCH_KEY"),
             "{e}"
         );
+        // A byte-order mark and CRLF line ends, as a desktop editor may save the file.
+        std::fs::write(&path, "\u{feff}WRITE_PERIOD 120\r\nHTTP_PORT 8080\r\n").unwrap();
+        let mut s = Settings::default();
+        s.load(&path).unwrap();
+        assert_eq!((s.write_period, s.http_port), (120, 8080));
         std::fs::write(&path, "WRITE_PERIOD soon\n").unwrap();
         let e = Settings::default().load(&path).unwrap_err().to_string();
         assert!(e.contains(":1") && e.contains("WRITE_PERIOD"), "{e}");
