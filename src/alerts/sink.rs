@@ -13,9 +13,8 @@ use crate::detect::event::EventKind;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// The sinks, for the counters.
@@ -45,45 +44,48 @@ impl SinkKind {
     }
 }
 
-/// Per sink: messages delivered and dropped. Written by the sink threads, read by the metrics.
+/// Per sink: messages delivered and dropped. Written by the sink threads (once per message,
+/// never per packet), read by the metrics. A mutex, not 64-bit atomics: 32-bit MIPS has none.
 #[derive(Debug, Default)]
-pub struct SinkCounters {
-    sent: [AtomicU64; 4],
-    dropped: [AtomicU64; 4],
+pub struct SinkCounters(Mutex<Counts>);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    sent: [u64; 4],
+    dropped: [u64; 4],
     /// Which sinks are configured (bit per `SinkKind`).
-    configured: AtomicU64,
+    configured: u8,
 }
 
 impl SinkCounters {
+    fn with<T>(&self, f: impl FnOnce(&mut Counts) -> T) -> T {
+        // A sink thread that panicked leaves its counts as they were: still worth reading.
+        let mut c = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut c)
+    }
     pub fn sent(&self, k: SinkKind) {
-        self.sent[k as usize].fetch_add(1, Ordering::Relaxed);
+        self.with(|c| c.sent[k as usize] += 1);
     }
     pub fn dropped(&self, k: SinkKind) {
-        self.dropped[k as usize].fetch_add(1, Ordering::Relaxed);
+        self.with(|c| c.dropped[k as usize] += 1);
     }
     fn configure(&self, k: SinkKind) {
-        self.configured.fetch_or(1 << k as usize, Ordering::Relaxed);
+        self.with(|c| c.configured |= 1 << k as usize);
     }
     /// (sink, delivered, dropped) of each configured sink.
     pub fn figures(&self) -> Vec<(SinkKind, u64, u64)> {
-        let on = self.configured.load(Ordering::Relaxed);
+        let c = self.with(|c| *c);
         SinkKind::ALL
             .iter()
-            .filter(|k| on & (1 << **k as usize) != 0)
-            .map(|&k| {
-                (
-                    k,
-                    self.sent[k as usize].load(Ordering::Relaxed),
-                    self.dropped[k as usize].load(Ordering::Relaxed),
-                )
-            })
+            .filter(|k| c.configured & (1 << **k as usize) != 0)
+            .map(|&k| (k, c.sent[k as usize], c.dropped[k as usize]))
             .collect()
     }
     pub fn dropped_of(&self, k: SinkKind) -> u64 {
-        self.dropped[k as usize].load(Ordering::Relaxed)
+        self.with(|c| c.dropped[k as usize])
     }
     pub fn sent_of(&self, k: SinkKind) -> u64 {
-        self.sent[k as usize].load(Ordering::Relaxed)
+        self.with(|c| c.sent[k as usize])
     }
 }
 
