@@ -50,8 +50,9 @@ pub const MAX_FRAME_BYTES: usize = 262_144;
 /// Largest pcapng block we accept; anything larger is corruption (a lying length field).
 pub const MAX_PCAPNG_BLOCK: usize = 16 * 1024 * 1024;
 
-/// Bytes read from a capture file at a time.
-pub const READ_CHUNK: usize = 1024 * 1024;
+/// Bytes read from a capture file at a time: small enough that the frames just read are still
+/// in the core's cache when they are decoded (1 MiB was measurably slower).
+pub const READ_CHUNK: usize = 128 * 1024;
 
 /// Seconds a live capture waits for a frame before it checks the clock and signals.
 pub const LIVE_POLL_SECONDS: u64 = 1;

@@ -13,7 +13,7 @@ use crate::report::LiveSummary;
 use crate::source::Frame;
 use crate::store::snapshot::{self, ReplayPosition, State};
 use crate::store::DayFiles;
-use crate::tables::{day_of, AttemptTable, Key, Row, RowOrder};
+use crate::tables::{day_of, AttemptTable, Key, Located, Row, RowOrder};
 use std::io;
 use std::path::PathBuf;
 
@@ -188,8 +188,9 @@ impl Sensor {
             return;
         }
         self.advance(ts);
-        let p = match decode::decode(frame) {
-            Ok(p) => p,
+        let mut p = decode::Packet::default();
+        match decode::decode_into(frame, &mut p) {
+            Ok(()) => {}
             Err(skip) => {
                 match skip {
                     Skip::NotIp => self.stats.not_ip += 1,
@@ -201,9 +202,10 @@ impl Sensor {
                 return;
             }
         };
+        let mut attempt = None;
         let (inbound, ignored) = match self.classifier.classify(&p, ts) {
             Verdict::Attempt(key) => {
-                self.count(&key, ts);
+                attempt = Some((key, self.table.locate(&key, ts)));
                 (true, false)
             }
             Verdict::Ignored => {
@@ -225,6 +227,10 @@ impl Sensor {
                 a.flow_packet(&p, !inbound, ts);
             }
         }
+        // Counted last: the detectors' work above hides the table's cache miss.
+        if let Some((key, at)) = attempt {
+            self.count(&key, ts, at);
+        }
         self.position += 1;
     }
 
@@ -234,9 +240,9 @@ impl Sensor {
     }
 
     #[inline]
-    fn count(&mut self, key: &Key, ts: i64) {
+    fn count(&mut self, key: &Key, ts: i64, at: Located) {
         self.stats.attempts += 1;
-        if self.table.add(key, ts).is_ok() {
+        if self.table.add(key, ts, at).is_ok() {
             return;
         }
         self.count_full(&Row {

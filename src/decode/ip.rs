@@ -1,6 +1,6 @@
 //! IPv4 and IPv6, with IPv6 extension headers walked to the transport header.
 
-use super::{transport, Decoded, Malformed, Packet, Skip};
+use super::{transport, Malformed, Packet, Skip};
 use crate::addr::Addr;
 use crate::policy::MAX_IPV6_EXTENSIONS;
 use smoltcp::wire::{Ipv4Packet, Ipv6Packet};
@@ -12,7 +12,7 @@ const AH: u8 = 51;
 const DEST_OPTIONS: u8 = 60;
 
 #[inline]
-pub fn ipv4(data: &[u8]) -> Decoded {
+pub fn ipv4(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
     const BAD: Skip = Skip::Malformed(Malformed::Ipv4);
     if data.len() < 20 {
         return Err(BAD);
@@ -30,7 +30,7 @@ pub fn ipv4(data: &[u8]) -> Decoded {
     // The payload ends where the header says, or where the capture was cut, whichever is first;
     // bytes past the total length are link padding.
     let end = total.min(data.len());
-    let mut p = Packet {
+    *p = Packet {
         src: Addr::v4(ip.src_addr().octets()),
         dst: Addr::v4(ip.dst_addr().octets()),
         proto: ip.next_header().into(),
@@ -47,12 +47,11 @@ pub fn ipv4(data: &[u8]) -> Decoded {
         ip_len: total as u16,
         outgoing: false,
     };
-    transport::decode(&mut p, &data[hlen..end])?;
-    Ok(p)
+    transport::decode(p, &data[hlen..end])
 }
 
 #[inline]
-pub fn ipv6(data: &[u8]) -> Decoded {
+pub fn ipv6(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
     if data.len() < 40 {
         return Err(Skip::Malformed(Malformed::Ipv6));
     }
@@ -67,7 +66,7 @@ pub fn ipv6(data: &[u8]) -> Decoded {
     } else {
         (40 + plen).min(data.len())
     };
-    let mut p = Packet {
+    *p = Packet {
         src: Addr::v6(ip.src_addr().octets()),
         dst: Addr::v6(ip.dst_addr().octets()),
         proto: ip.next_header().into(),
@@ -121,6 +120,5 @@ pub fn ipv6(data: &[u8]) -> Decoded {
         p.proto = rest[0];
         rest = &rest[len..];
     }
-    transport::decode(&mut p, rest)?;
-    Ok(p)
+    transport::decode(p, rest)
 }

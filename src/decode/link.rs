@@ -1,6 +1,6 @@
 //! Link layers: Ethernet (with up to two VLAN tags), Linux cooked v1/v2, raw IP, BSD loopback.
 
-use super::{ip, Decoded, Malformed, Skip};
+use super::{ip, Malformed, Packet, Skip};
 use crate::policy::MAX_VLAN_TAGS;
 use crate::source::Link;
 use smoltcp::wire::EthernetFrame;
@@ -13,28 +13,30 @@ const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 
 #[inline]
-pub fn decode(link: Link, data: &[u8]) -> Decoded {
+pub fn decode(link: Link, data: &[u8], p: &mut Packet) -> Result<(), Skip> {
     match link {
-        Link::Ethernet => ethernet(data),
+        Link::Ethernet => ethernet(data, p),
         Link::LinuxSll => {
             // pkttype, hatype, halen, 8 bytes of address, then the protocol.
             if data.len() < 16 {
                 return Err(Skip::Malformed(Malformed::Link));
             }
-            let p = ethertype(u16::from_be_bytes([data[14], data[15]]), &data[16..], 0);
-            mark_outgoing(p, u16::from_be_bytes([data[0], data[1]]))
+            ethertype(u16::from_be_bytes([data[14], data[15]]), &data[16..], 0, p)?;
+            p.outgoing = u16::from_be_bytes([data[0], data[1]]) == PACKET_OUTGOING;
+            Ok(())
         }
         Link::LinuxSll2 => {
             // The protocol comes first; 20 bytes in all.
             if data.len() < 20 {
                 return Err(Skip::Malformed(Malformed::Link));
             }
-            let p = ethertype(u16::from_be_bytes([data[0], data[1]]), &data[20..], 0);
-            mark_outgoing(p, data[10] as u16)
+            ethertype(u16::from_be_bytes([data[0], data[1]]), &data[20..], 0, p)?;
+            p.outgoing = data[10] as u16 == PACKET_OUTGOING;
+            Ok(())
         }
-        Link::RawIp => raw(data),
-        Link::Ipv4 => ip::ipv4(data),
-        Link::Ipv6 => ip::ipv6(data),
+        Link::RawIp => raw(data, p),
+        Link::Ipv4 => ip::ipv4(data, p),
+        Link::Ipv6 => ip::ipv6(data, p),
         Link::Null | Link::Loop => {
             if data.len() < 4 {
                 return Err(Skip::Malformed(Malformed::Link));
@@ -52,13 +54,13 @@ pub fn decode(link: Link, data: &[u8]) -> Decoded {
                 }
             };
             match family {
-                2 => ip::ipv4(&data[4..]),
+                2 => ip::ipv4(&data[4..], p),
                 // AF_INET6 is 24, 28 or 30 depending on the BSD, 10 on Linux.
-                10 | 24 | 28 | 30 => ip::ipv6(&data[4..]),
+                10 | 24 | 28 | 30 => ip::ipv6(&data[4..], p),
                 _ => Err(Skip::NotIp),
             }
         }
-        Link::EtherType(t) => ethertype(t, data, 0),
+        Link::EtherType(t) => ethertype(t, data, 0, p),
     }
 }
 
@@ -66,25 +68,17 @@ pub fn decode(link: Link, data: &[u8]) -> Decoded {
 const PACKET_OUTGOING: u16 = 4;
 
 #[inline]
-fn mark_outgoing(d: Decoded, pkttype: u16) -> Decoded {
-    d.map(|mut p| {
-        p.outgoing = pkttype == PACKET_OUTGOING;
-        p
-    })
-}
-
-#[inline]
-fn ethernet(data: &[u8]) -> Decoded {
+fn ethernet(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
     let frame = EthernetFrame::new_checked(data).map_err(|_| Skip::Malformed(Malformed::Link))?;
     let t: u16 = frame.ethertype().into();
-    ethertype(t, &data[EthernetFrame::<&[u8]>::header_len()..], 0)
+    ethertype(t, &data[EthernetFrame::<&[u8]>::header_len()..], 0, p)
 }
 
 #[inline]
-fn ethertype(t: u16, payload: &[u8], tags: usize) -> Decoded {
+fn ethertype(t: u16, payload: &[u8], tags: usize, p: &mut Packet) -> Result<(), Skip> {
     match t {
-        ETHERTYPE_IPV4 => ip::ipv4(payload),
-        ETHERTYPE_IPV6 => ip::ipv6(payload),
+        ETHERTYPE_IPV4 => ip::ipv4(payload, p),
+        ETHERTYPE_IPV6 => ip::ipv6(payload, p),
         ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
             if tags >= MAX_VLAN_TAGS {
                 return Err(Skip::TooDeep);
@@ -97,6 +91,7 @@ fn ethertype(t: u16, payload: &[u8], tags: usize) -> Decoded {
                 u16::from_be_bytes([payload[2], payload[3]]),
                 &payload[4..],
                 tags + 1,
+                p,
             )
         }
         _ => Err(Skip::NotIp),
@@ -104,10 +99,10 @@ fn ethertype(t: u16, payload: &[u8], tags: usize) -> Decoded {
 }
 
 #[inline]
-fn raw(data: &[u8]) -> Decoded {
+fn raw(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
     match data.first().map(|b| b >> 4) {
-        Some(4) => ip::ipv4(data),
-        Some(6) => ip::ipv6(data),
+        Some(4) => ip::ipv4(data, p),
+        Some(6) => ip::ipv6(data, p),
         _ => Err(Skip::Malformed(Malformed::Link)),
     }
 }

@@ -16,7 +16,7 @@ use crate::addr::Addr;
 use crate::source::Frame;
 
 /// What the counting rules and detectors see of one IP packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Packet {
     pub src: Addr,
     pub dst: Addr,
@@ -72,9 +72,17 @@ pub enum Malformed {
 pub type Decoded = Result<Packet, Skip>;
 
 /// Decodes one frame.
-#[inline]
 pub fn decode(frame: &Frame<'_>) -> Decoded {
-    let mut p = link::decode(frame.link, frame.data)?;
-    p.outgoing |= frame.outgoing;
+    let mut p = Packet::default();
+    decode_into(frame, &mut p)?;
     Ok(p)
+}
+
+/// Decodes one frame into `p`, whose fields are all written when it returns `Ok`: the
+/// per-packet path fills one value in place rather than returning it through every layer.
+#[inline]
+pub fn decode_into(frame: &Frame<'_>, p: &mut Packet) -> Result<(), Skip> {
+    link::decode(frame.link, frame.data, p)?;
+    p.outgoing |= frame.outgoing;
+    Ok(())
 }

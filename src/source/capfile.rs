@@ -268,10 +268,20 @@ impl CaptureFile {
     #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CapError> {
         let (ts, ts_us, link, at, len) = match self.format {
-            Format::Pcap { be, nanos, link } => match self.next_pcap(be, nanos)? {
-                Some((ts, us, at, len)) => (ts, us, link, at, len),
-                None => return Ok(None),
-            },
+            Format::Pcap { be, nanos, link } => {
+                // One copy of the record loop per byte order and resolution, so neither is a
+                // branch or a division by a variable per record.
+                let next = match (be, nanos) {
+                    (false, false) => self.next_pcap::<false, false>()?,
+                    (false, true) => self.next_pcap::<false, true>()?,
+                    (true, false) => self.next_pcap::<true, false>()?,
+                    (true, true) => self.next_pcap::<true, true>()?,
+                };
+                match next {
+                    Some((ts, us, at, len)) => (ts, us, link, at, len),
+                    None => return Ok(None),
+                }
+            }
             Format::Pcapng { .. } => match self.next_pcapng()? {
                 Some(x) => x,
                 None => return Ok(None),
@@ -289,11 +299,10 @@ impl CaptureFile {
     }
 
     #[inline]
-    fn next_pcap(
+    fn next_pcap<const BE: bool, const NANOS: bool>(
         &mut self,
-        be: bool,
-        nanos: bool,
     ) -> Result<Option<(i64, u32, usize, usize)>, CapError> {
+        let (be, nanos) = (BE, NANOS);
         if !self.fill(16)? {
             if self.end == self.start {
                 return Ok(None);

@@ -509,6 +509,11 @@ impl DayFiles {
         mut sources: Vec<Source<'_>>,
         to: &Path,
     ) -> io::Result<Result<u64, NotSorted>> {
+        if let [Source::Mem(rows)] = sources.as_slice() {
+            // Rows from memory alone (a day the file did not hold yet) are sorted already:
+            // write them, folding neighbours of one key, without the k-way selection.
+            return self.write_sorted(rows.as_slice(), to).map(Ok);
+        }
         let mut heads: Vec<Option<Row>> = Vec::with_capacity(sources.len());
         for s in sources.iter_mut() {
             match self.next_of(s)? {
@@ -552,6 +557,21 @@ impl DayFiles {
         }
         self.finish(out, to)?;
         Ok(Ok(n))
+    }
+
+    fn write_sorted(&mut self, rows: &[Row], to: &Path) -> io::Result<u64> {
+        let mut out = self.create(to)?;
+        let mut n = 0u64;
+        for run in rows.chunk_by(|a, b| a.key == b.key) {
+            let mut row = run[0];
+            for r in &run[1..] {
+                row.merge(r);
+            }
+            out.row(&row).map_err(|e| context(to, e))?;
+            n += 1;
+        }
+        self.finish(out, to)?;
+        Ok(n)
     }
 
     fn next_of(&mut self, s: &mut Source<'_>) -> io::Result<Result<Option<Row>, NotSorted>> {

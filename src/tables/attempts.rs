@@ -5,7 +5,12 @@
 use super::row::{day_of, Key, Row, RowOrder};
 use crate::hash::KeyedHash;
 
-const EMPTY: u64 = u64::MAX;
+/// An unused slot. Zero, so a new index comes from zeroed pages the kernel maps on first use.
+const EMPTY: u64 = 0;
+
+/// A key's hash, from `locate`, for the `add` that follows.
+#[derive(Clone, Copy, Debug)]
+pub struct Located(u64);
 
 /// The table holds `capacity` rows and this key is not one of them.
 #[derive(Debug, PartialEq, Eq)]
@@ -13,8 +18,8 @@ pub struct Full;
 
 pub struct AttemptTable {
     rows: Vec<Row>,
-    /// Linear-probing index: row number in the low half, the hash's top bits in the high half
-    /// so most mismatches are told without touching the row.
+    /// Linear-probing index: row number + 1 in the low half (0 is an empty slot), the hash's
+    /// top bits in the high half so most mismatches are told without touching the row.
     index: Vec<u64>,
     mask: usize,
     capacity: usize,
@@ -65,22 +70,40 @@ impl AttemptTable {
             .hash(&[head, w(d, 0), w(d, 1), w(s, 0), w(s, 1)])
     }
 
-    /// Counts one attempt at second `ts`.
+    /// Where `key` lives on the day of second `ts`, and a request to bring that index slot
+    /// into the cache: the sensor asks as soon as it knows the key and counts after the other
+    /// per-packet work, so the index's cache miss overlaps that work instead of stalling it.
     #[inline]
-    pub fn add(&mut self, key: &Key, ts: i64) -> Result<(), Full> {
-        self.merge(&Row {
-            key: *key,
-            first: ts,
-            last: ts,
-            count: 1,
-        })
+    pub fn locate(&self, key: &Key, ts: i64) -> Located {
+        let h = self.hash(key, day_of(ts));
+        super::prefetch::read(&self.index[h as usize & self.mask]);
+        Located(h)
+    }
+
+    /// Counts one attempt at second `ts` of the key `at` was located for.
+    #[inline]
+    pub fn add(&mut self, key: &Key, ts: i64, at: Located) -> Result<(), Full> {
+        self.merge_at(
+            &Row {
+                key: *key,
+                first: ts,
+                last: ts,
+                count: 1,
+            },
+            at.0,
+        )
     }
 
     /// Folds a row into the table (its day is that of its first second).
     #[inline]
     pub fn merge(&mut self, row: &Row) -> Result<(), Full> {
+        let h = self.hash(&row.key, day_of(row.first));
+        self.merge_at(row, h)
+    }
+
+    #[inline]
+    fn merge_at(&mut self, row: &Row, h: u64) -> Result<(), Full> {
         let day = day_of(row.first);
-        let h = self.hash(&row.key, day);
         let tag = h >> 32;
         let mut i = h as usize & self.mask;
         loop {
@@ -89,12 +112,12 @@ impl AttemptTable {
                 if self.rows.len() >= self.capacity {
                     return Err(Full);
                 }
-                self.index[i] = tag << 32 | self.rows.len() as u64;
+                self.index[i] = tag << 32 | (self.rows.len() as u64 + 1);
                 self.rows.push(*row);
                 return Ok(());
             }
             if slot >> 32 == tag {
-                let r = &mut self.rows[(slot & 0xffff_ffff) as usize];
+                let r = &mut self.rows[(slot & 0xffff_ffff) as usize - 1];
                 if r.key == row.key && r.day() == day {
                     r.merge(row);
                     return Ok(());
@@ -123,7 +146,7 @@ impl AttemptTable {
             let r = self.rows[n];
             let mut i = self.hash(&r.key, r.day()) as usize & self.mask;
             // Every row has its slot on its probe path: clear the one that points at it.
-            while self.index[i] as u32 as usize != n {
+            while self.index[i] as u32 as usize != n + 1 {
                 i = (i + 1) & self.mask;
             }
             self.index[i] = EMPTY;
@@ -162,18 +185,22 @@ mod tests {
     #[test]
     fn merges_per_key_and_day_and_refuses_when_full() {
         let mut t = AttemptTable::new(3);
-        t.add(&key(1, 22), 100).unwrap();
-        t.add(&key(1, 22), 50).unwrap();
-        t.add(&key(1, 22), 86_400 + 5).unwrap(); // next day: its own row
-        t.add(&key(2, 22), 100).unwrap();
-        assert_eq!(t.add(&key(3, 22), 100), Err(Full));
-        t.add(&key(1, 22), 200).unwrap(); // known key still fits
+        let add = |t: &mut AttemptTable, k: Key, ts: i64| {
+            let at = t.locate(&k, ts);
+            t.add(&k, ts, at)
+        };
+        add(&mut t, key(1, 22), 100).unwrap();
+        add(&mut t, key(1, 22), 50).unwrap();
+        add(&mut t, key(1, 22), 86_400 + 5).unwrap(); // next day: its own row
+        add(&mut t, key(2, 22), 100).unwrap();
+        assert_eq!(add(&mut t, key(3, 22), 100), Err(Full));
+        add(&mut t, key(1, 22), 200).unwrap(); // known key still fits
         let rows = t.take_sorted(&RowOrder::new());
         assert_eq!(rows.len(), 3);
         assert_eq!((rows[0].first, rows[0].last, rows[0].count), (50, 200, 3));
         assert_eq!(rows[1].key.src, Addr::v4([203, 0, 113, 2]));
         assert_eq!(rows[2].first, 86_405);
         assert!(t.is_empty());
-        t.add(&key(3, 22), 100).unwrap();
+        add(&mut t, key(3, 22), 100).unwrap();
     }
 }

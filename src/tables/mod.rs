@@ -1,7 +1,8 @@
 //! The current day's attempts, in fixed capacity.
 
 mod attempts;
+mod prefetch;
 mod row;
 
-pub use attempts::{AttemptTable, Full};
+pub use attempts::{AttemptTable, Full, Located};
 pub use row::{day_of, Key, Row, RowOrder};
