@@ -323,12 +323,13 @@ impl CaptureFile {
         }
         // A fraction past one second is a writer's bug; it still belongs to `sec` or later.
         let per_sec = if nanos { 1_000_000_000 } else { 1_000_000 };
-        let ts = sec as i64 + (frac / per_sec) as i64;
-        let us = if nanos {
-            frac % per_sec / 1000
+        let (carry, frac) = if frac < per_sec {
+            (0, frac)
         } else {
-            frac % per_sec
+            (frac / per_sec, frac % per_sec)
         };
+        let ts = sec as i64 + carry as i64;
+        let us = if nanos { frac / 1000 } else { frac };
         let at = self.start + 16;
         self.consume(16 + incl);
         Ok(Some((ts, us, at, incl)))

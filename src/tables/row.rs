@@ -130,9 +130,20 @@ impl RowOrder {
             if rows.len() <= RADIX_SMALL {
                 if level == 0 {
                     rows.sort_unstable_by(|a, b| self.rows(a, b));
-                } else {
+                } else if level < 6 {
                     // The day is shared from level 1 on.
                     rows.sort_unstable_by(|a, b| self.keys(&a.key, &b.key));
+                } else {
+                    // And protocol and port from level 6 on: the addresses as numbers.
+                    rows.sort_unstable_by_key(|r| {
+                        let (d, s) = (&r.key.dst, &r.key.src);
+                        (
+                            d.is_v6(),
+                            u128::from_be_bytes(*d.bytes()),
+                            s.is_v6(),
+                            u128::from_be_bytes(*s.bytes()),
+                        )
+                    });
                 }
                 return;
             }
