@@ -70,9 +70,13 @@ impl FlowTable {
     pub fn new(capacity: usize) -> FlowTable {
         let capacity = capacity.clamp(1, u32::MAX as usize / 4);
         let slots = (capacity * 2).next_power_of_two();
+        let mut flows = Vec::with_capacity(capacity);
+        let mut index = vec![EMPTY; slots];
+        crate::tables::huge_pages(&mut flows);
+        crate::tables::huge_pages(&mut index);
         FlowTable {
-            flows: Vec::with_capacity(capacity),
-            index: vec![EMPTY; slots],
+            flows,
+            index,
             mask: slots - 1,
             capacity,
             head: NIL,

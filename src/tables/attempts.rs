@@ -31,9 +31,13 @@ impl AttemptTable {
         let capacity = capacity.clamp(1, u32::MAX as usize / 2);
         // At most half full, so probes stay short.
         let slots = (capacity * 2).next_power_of_two();
+        let mut index = vec![EMPTY; slots];
+        let mut rows = Vec::with_capacity(capacity);
+        super::prefetch::huge_pages(&mut index);
+        super::prefetch::huge_pages(&mut rows);
         AttemptTable {
-            rows: Vec::with_capacity(capacity),
-            index: vec![EMPTY; slots],
+            rows,
+            index,
             mask: slots - 1,
             capacity,
             hasher: KeyedHash::random(),

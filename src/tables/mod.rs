@@ -5,4 +5,5 @@ mod prefetch;
 mod row;
 
 pub use attempts::{AttemptTable, Full, Located};
+pub use prefetch::huge_pages;
 pub use row::{day_of, Key, Row, RowOrder};
