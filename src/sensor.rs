@@ -5,9 +5,9 @@
 
 use crate::addr::NetSet;
 use crate::alerts::Alerts;
-use crate::classify::{Classifier, FlowStats, Rules, Verdict};
+use crate::classify::{icmp_query, Classifier, FlowStats, Rules, Verdict};
 use crate::config::Settings;
-use crate::decode::{self, Skip};
+use crate::decode::{self, flags, Packet, Skip};
 use crate::policy::MAX_TIMESTAMP;
 use crate::report::LiveSummary;
 use crate::source::Frame;
@@ -79,6 +79,53 @@ pub struct Sensor {
     pub alerts: Option<Alerts>,
     /// Seconds the last flush took, for the metrics.
     pub last_flush_seconds: f64,
+    /// Frames decoded and waiting to be counted (see `frame`), oldest at `ahead_head`.
+    ahead: [Ahead; LOOKAHEAD],
+    ahead_head: usize,
+    ahead_len: usize,
+}
+
+/// Frames decoded ahead of the one being counted. Eight cover the latency of a miss to
+/// memory with the work of the frames between; more only hold frames back longer.
+const LOOKAHEAD: usize = 8;
+
+/// A frame decoded and waiting, with the table slots asked for on its behalf.
+#[derive(Clone, Copy)]
+struct Ahead {
+    ts: i64,
+    ts_us: u32,
+    decoded: Result<(), Skip>,
+    p: Packet,
+    /// Its flow's hash, when it goes through the flow table.
+    flow_hash: Option<u64>,
+    /// Its row's place, when it could be an attempt.
+    attempt: Option<Located>,
+}
+
+impl Default for Ahead {
+    fn default() -> Ahead {
+        Ahead {
+            ts: 0,
+            ts_us: 0,
+            decoded: Ok(()),
+            p: Packet::default(),
+            flow_hash: None,
+            attempt: None,
+        }
+    }
+}
+
+/// Whether `p` could be an attempt at all, judging by its own header: the rest of the
+/// rules (direction, flows) decide later. Saves asking for table slots of established TCP.
+#[inline]
+fn could_count(p: &Packet) -> bool {
+    match p.proto {
+        crate::proto::TCP => {
+            p.tcp_flags & (flags::SYN | flags::ACK | flags::RST | flags::FIN) == flags::SYN
+        }
+        crate::proto::ICMP | crate::proto::ICMPV6 => icmp_query(p.proto, p.icmp_type),
+        _ => true,
+    }
 }
 
 impl Sensor {
@@ -101,6 +148,9 @@ impl Sensor {
             snapshot_bytes: 0,
             alerts: None,
             last_flush_seconds: 0.0,
+            ahead: [Ahead::default(); LOOKAHEAD],
+            ahead_head: 0,
+            ahead_len: 0,
         })
     }
 
@@ -177,35 +227,78 @@ impl Sensor {
         Ok(rows)
     }
 
-    /// One frame, at second `frame.ts`.
+    /// One frame, at second `frame.ts`. It is decoded now and counted once `LOOKAHEAD` more
+    /// have arrived, or at `drain`: the table slots it will touch are requested from memory
+    /// meanwhile, so the cache misses of several frames overlap instead of adding up.
     #[inline]
     pub fn frame(&mut self, frame: &Frame<'_>) {
+        let slot = (self.ahead_head + self.ahead_len) % LOOKAHEAD;
+        let a = &mut self.ahead[slot];
+        a.ts = frame.ts;
+        a.ts_us = frame.ts_us;
+        a.decoded = decode::decode_into(frame, &mut a.p);
+        a.flow_hash = None;
+        a.attempt = None;
+        if a.decoded.is_ok() {
+            let p = &a.p;
+            a.flow_hash = self.classifier.prefetch(p);
+            if could_count(p) {
+                a.attempt = Some(self.table.locate(&Classifier::key(p), frame.ts));
+            }
+        }
+        self.ahead_len += 1;
+        // The flow record of a frame half-way along: its index slot has arrived by now.
+        let mid = (self.ahead_head + self.ahead_len / 2) % LOOKAHEAD;
+        if let Some(h) = self.ahead[mid].flow_hash {
+            self.classifier.prefetch_flow(h);
+        }
+        if self.ahead_len == LOOKAHEAD {
+            self.next();
+        }
+    }
+
+    /// Counts every frame still waiting (end of input, a quiet link, before a flush).
+    pub fn drain(&mut self) {
+        while self.ahead_len > 0 {
+            self.next();
+        }
+    }
+
+    /// Counts the oldest frame waiting.
+    #[inline]
+    fn next(&mut self) {
+        let a = self.ahead[self.ahead_head];
+        self.ahead_head = (self.ahead_head + 1) % LOOKAHEAD;
+        self.ahead_len -= 1;
+        self.count_frame(&a);
+    }
+
+    #[inline]
+    fn count_frame(&mut self, a: &Ahead) {
         self.stats.packets += 1;
-        let ts = frame.ts;
+        let ts = a.ts;
         if !(0..=MAX_TIMESTAMP).contains(&ts) {
             self.stats.bad_time += 1;
             self.position += 1;
             return;
         }
-        self.advance(ts);
-        let mut p = decode::Packet::default();
-        match decode::decode_into(frame, &mut p) {
-            Ok(()) => {}
-            Err(skip) => {
-                match skip {
-                    Skip::NotIp => self.stats.not_ip += 1,
-                    Skip::Fragment => self.stats.fragments += 1,
-                    Skip::TooDeep => self.stats.too_deep += 1,
-                    Skip::Malformed(_) => self.stats.malformed += 1,
-                }
-                self.position += 1;
-                return;
+        self.tick(ts);
+        if let Err(skip) = a.decoded {
+            match skip {
+                Skip::NotIp => self.stats.not_ip += 1,
+                Skip::Fragment => self.stats.fragments += 1,
+                Skip::TooDeep => self.stats.too_deep += 1,
+                Skip::Malformed(_) => self.stats.malformed += 1,
             }
-        };
+            self.position += 1;
+            return;
+        }
+        let p = &a.p;
         let mut attempt = None;
-        let (inbound, ignored) = match self.classifier.classify(&p, ts) {
+        let (inbound, ignored) = match self.classifier.classify(p, ts, a.flow_hash) {
             Verdict::Attempt(key) => {
-                attempt = Some((key, self.table.locate(&key, ts)));
+                let at = a.attempt.unwrap_or_else(|| self.table.locate(&key, ts));
+                attempt = Some((key, at));
                 (true, false)
             }
             Verdict::Ignored => {
@@ -214,20 +307,20 @@ impl Sensor {
             }
             Verdict::Pass { inbound } => (inbound, false),
         };
-        if let Some(a) = self.alerts.as_mut() {
+        if let Some(al) = self.alerts.as_mut() {
             if inbound && p.proto == crate::proto::TCP {
-                a.inbound_tcp(&p, ts, frame.ts_us);
+                al.inbound_tcp(p, ts, a.ts_us);
             }
             // Flows in and out of our networks, for net-security's sensors.
             let outbound = || {
                 let local = &self.classifier.rules().local;
                 !ignored && local.contains(&p.src) && !local.contains(&p.dst)
             };
-            if a.watching() && (inbound || outbound()) {
-                a.flow_packet(&p, !inbound, ts);
+            if al.watching() && (inbound || outbound()) {
+                al.flow_packet(p, !inbound, ts);
             }
         }
-        // Counted last: the detectors' work above hides the table's cache miss.
+        // Counted last: the detectors' work above hides what is left of the table's miss.
         if let Some((key, at)) = attempt {
             self.count(&key, ts, at);
         }
@@ -259,7 +352,7 @@ impl Sensor {
         // The sensor's clock, not the row's: a flow record may tell of an earlier time.
         if self.now.unwrap_or(row.first) >= self.retry_at {
             self.stats.early_flushes += 1;
-            self.flush(Flush::Full);
+            self.flush_held(Flush::Full);
             if self.table.merge(row).is_ok() {
                 return;
             }
@@ -291,9 +384,16 @@ impl Sensor {
         }
     }
 
-    /// Moves the clock to `now`: flushes when the write period is up or the day changed.
-    #[inline]
+    /// Moves the clock to `now`, after counting the frames still waiting: flushes when the
+    /// write period is up or the day changed.
     pub fn advance(&mut self, now: i64) {
+        self.drain();
+        self.tick(now);
+    }
+
+    /// `advance` from within the count of a frame, whose followers must wait their turn.
+    #[inline]
+    fn tick(&mut self, now: i64) {
         match self.now {
             Some(prev) if now <= prev => {}
             Some(prev) => {
@@ -302,9 +402,9 @@ impl Sensor {
                     a.tick(now);
                 }
                 if day_of(now) != day_of(prev) {
-                    self.flush(Flush::DayEnd);
+                    self.flush_held(Flush::DayEnd);
                 } else if now >= self.next_flush {
-                    self.flush(Flush::Period);
+                    self.flush_held(Flush::Period);
                 }
             }
             None => {
@@ -319,6 +419,12 @@ impl Sensor {
     /// per key. On failure the rows stay in memory for the next try, and new attempts wait
     /// until then rather than retrying the disk per packet.
     pub fn flush(&mut self, why: Flush) -> bool {
+        self.drain();
+        self.flush_held(why)
+    }
+
+    /// `flush` of what the table holds, leaving frames that wait for their count waiting.
+    fn flush_held(&mut self, why: Flush) -> bool {
         let t = std::time::Instant::now();
         let ok = self.flush_timed(why);
         self.last_flush_seconds = t.elapsed().as_secs_f64();

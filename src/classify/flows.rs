@@ -110,11 +110,27 @@ impl FlowTable {
             .hash(&[head, w(&k.a, 0), w(&k.a, 1), w(&k.b, 0), w(&k.b, 1)])
     }
 
-    /// Records packet `p` at second `now`; true when it is an attempt: it comes from the
-    /// initiator of a flow that an outside host began towards one of ours. `inbound` tells
-    /// whether this packet goes from outside to ours, which decides a new flow.
+    /// The hash of `p`'s flow, with a request to bring its index slot into the cache.
     #[inline]
-    pub fn observe(&mut self, p: &Packet, now: i64, timeout: i64, inbound: bool) -> bool {
+    pub fn prefetch(&self, p: &Packet) -> u64 {
+        let h = self.hash(&Self::key(p).1);
+        crate::tables::prefetch(&self.index[h as usize & self.mask]);
+        h
+    }
+
+    /// The second step of `prefetch`, once the index slot has had time to arrive: requests
+    /// the flow record it points at.
+    #[inline]
+    pub fn prefetch_flow(&self, h: u64) {
+        let slot = self.index[h as usize & self.mask];
+        if slot != EMPTY {
+            crate::tables::prefetch(&self.flows[slot as usize]);
+        }
+    }
+
+    /// The flow key of `p`, and whether `p` goes from endpoint `a` to `b`.
+    #[inline]
+    fn key(p: &Packet) -> (bool, FlowKey) {
         let from_a = (p.src, p.sport) <= (p.dst, p.dport);
         let key = if from_a {
             FlowKey {
@@ -133,7 +149,24 @@ impl FlowTable {
                 b_port: p.sport,
             }
         };
-        let h = self.hash(&key);
+        (from_a, key)
+    }
+
+    /// Records packet `p` at second `now`; true when it is an attempt: it comes from the
+    /// initiator of a flow that an outside host began towards one of ours. `inbound` tells
+    /// whether this packet goes from outside to ours, which decides a new flow. `hash` is
+    /// `prefetch`'s answer for `p` when the caller asked ahead.
+    #[inline]
+    pub fn observe(
+        &mut self,
+        p: &Packet,
+        now: i64,
+        timeout: i64,
+        inbound: bool,
+        hash: Option<u64>,
+    ) -> bool {
+        let (from_a, key) = Self::key(p);
+        let h = hash.unwrap_or_else(|| self.hash(&key));
         let mut i = h as usize & self.mask;
         loop {
             let slot = self.index[i];
@@ -363,12 +396,12 @@ mod tests {
         let mut t = FlowTable::new(16);
         let q = udp(OUT, 5000, OURS, 53);
         let r = udp(OURS, 53, OUT, 5000);
-        assert!(t.observe(&q, 0, 300, true));
-        assert!(!t.observe(&r, 1, 300, false));
-        assert!(t.observe(&q, 301, 300, true)); // 300 s idle: same flow
-                                                // We speak first after a long silence: a new flow that is ours.
-        assert!(!t.observe(&r, 602, 300, false));
-        assert!(!t.observe(&q, 603, 300, true));
+        assert!(t.observe(&q, 0, 300, true, None));
+        assert!(!t.observe(&r, 1, 300, false, None));
+        assert!(t.observe(&q, 301, 300, true, None)); // 300 s idle: same flow
+                                                      // We speak first after a long silence: a new flow that is ours.
+        assert!(!t.observe(&r, 602, 300, false, None));
+        assert!(!t.observe(&q, 603, 300, true, None));
     }
 
     #[test]
@@ -377,7 +410,7 @@ mod tests {
         for round in 0..50i64 {
             for n in 0..20u8 {
                 let p = udp([203, 0, 113, n], 1000 + n as u16, OURS, 53);
-                t.observe(&p, round, 300, true);
+                t.observe(&p, round, 300, true, None);
             }
         }
         assert_eq!(t.stats().active, 8);
@@ -395,7 +428,7 @@ mod tests {
         // The most recent flows survive: the last 8 of the final round.
         let p = udp([203, 0, 113, 19], 1019, OURS, 53);
         let before = t.stats().evictions;
-        t.observe(&p, 50, 300, true);
+        t.observe(&p, 50, 300, true, None);
         assert_eq!(t.stats().evictions, before);
     }
 }

@@ -93,8 +93,37 @@ impl Classifier {
         self.flows.import(flows);
     }
 
+    /// The row an attempt of `p` counts in.
     #[inline]
-    pub fn classify(&mut self, p: &Packet, now: i64) -> Verdict {
+    pub fn key(p: &Packet) -> Key {
+        Key {
+            proto: p.proto,
+            port: proto::has_ports(p.proto).then_some(p.dport),
+            dst: p.dst,
+            src: p.src,
+        }
+    }
+
+    /// Whether `p` goes through the flow table (every protocol but TCP and ICMP), and if so
+    /// its flow's hash, its index slot requested from memory ahead of `classify`.
+    #[inline]
+    pub fn prefetch(&self, p: &Packet) -> Option<u64> {
+        match p.proto {
+            proto::TCP | proto::ICMP | proto::ICMPV6 => None,
+            _ => Some(self.flows.prefetch(p)),
+        }
+    }
+
+    /// The second step of `prefetch`: the flow record itself.
+    #[inline]
+    pub fn prefetch_flow(&self, hash: u64) {
+        self.flows.prefetch_flow(hash);
+    }
+
+    /// The verdict on `p` at second `now`; `flow_hash` is `prefetch`'s answer when the caller
+    /// asked ahead.
+    #[inline]
+    pub fn classify(&mut self, p: &Packet, now: i64, flow_hash: Option<u64>) -> Verdict {
         let r = &self.rules;
         if !r.ignore_addresses.is_empty()
             && (r.ignore_addresses.contains(&p.src) || r.ignore_addresses.contains(&p.dst))
@@ -111,12 +140,6 @@ impl Classifier {
             return Verdict::Pass { inbound: false };
         }
         let inbound = !src_local && r.local.contains(&p.dst);
-        let key = || Key {
-            proto: p.proto,
-            port: ported.then_some(p.dport),
-            dst: p.dst,
-            src: p.src,
-        };
         let counts = match p.proto {
             proto::TCP => {
                 inbound
@@ -126,11 +149,11 @@ impl Classifier {
             proto::ICMP | proto::ICMPV6 => inbound && icmp_query(p.proto, p.icmp_type),
             _ => {
                 let timeout = r.flow_timeout;
-                self.flows.observe(p, now, timeout, inbound)
+                self.flows.observe(p, now, timeout, inbound, flow_hash)
             }
         };
         if counts {
-            Verdict::Attempt(key())
+            Verdict::Attempt(Self::key(p))
         } else {
             Verdict::Pass { inbound }
         }

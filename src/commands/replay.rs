@@ -273,10 +273,16 @@ impl Reader {
                         self.skip -= 1;
                         continue;
                     }
-                    if let Some(p) = self.pace.as_mut() {
-                        p.wait(frame.ts);
+                    match self.pace.as_mut() {
+                        Some(p) => {
+                            // Paced, a frame counts when its time comes, not when later
+                            // ones arrive.
+                            p.wait(frame.ts);
+                            sensor.frame(&frame);
+                            sensor.drain();
+                        }
+                        None => sensor.frame(&frame),
                     }
-                    sensor.frame(&frame)
                 }
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),

@@ -5,5 +5,5 @@ mod prefetch;
 mod row;
 
 pub use attempts::{AttemptTable, Full, Located};
-pub use prefetch::huge_pages;
+pub use prefetch::{huge_pages, read as prefetch};
 pub use row::{day_of, Key, Row, RowOrder};
