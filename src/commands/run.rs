@@ -291,6 +291,10 @@ pub fn main(args: Vec<String>) -> ExitCode {
                     data: f.data,
                     outgoing: f.outgoing,
                 });
+                if capture.idle() {
+                    // A quiet link: count what the sensor holds back before waiting.
+                    sensor.drain();
+                }
                 if ts != checked {
                     checked = ts;
                     drops = capture.drops().map(|d| d.dropped);

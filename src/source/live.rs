@@ -165,6 +165,15 @@ impl Capture {
         }
     }
 
+    /// No frame is waiting in a buffer of ours: the next `next_frame` may block. Frames from
+    /// pnet come one by one, so that source is always idle after each.
+    pub fn idle(&self) -> bool {
+        match self {
+            Capture::Ring(r) => r.idle(),
+            _ => true,
+        }
+    }
+
     /// The kernel's count of frames it received and dropped for us, when the source has one.
     pub fn drops(&mut self) -> Option<Drops> {
         match self {

@@ -217,6 +217,20 @@ impl Ring {
         self.word(self.block * self.block_size + BLOCK_STATUS)
     }
 
+    /// No frame is ready now: the block in hand is done and the next one is still the
+    /// kernel's. The caller finishes what it holds back before the next call waits.
+    pub fn idle(&self) -> bool {
+        if self.held && self.left > 0 {
+            return false;
+        }
+        let next = if self.held {
+            (self.block + 1) % self.blocks
+        } else {
+            self.block
+        };
+        self.word(next * self.block_size + BLOCK_STATUS) & TP_STATUS_USER == 0
+    }
+
     fn release(&mut self) {
         // Every read of the block happens before the kernel may write it again.
         fence(Ordering::Release);
