@@ -363,7 +363,10 @@ impl Sensor {
         let mut ok = true;
         if !self.table.is_empty() {
             self.stats.flushes += 1;
-            let rows = self.table.take_sorted(&self.order);
+            let mut rows = self.table.take_sorted(&self.order);
+            // Rows of days whose write failed are moved to the front of the buffer, to go
+            // back into the table with it.
+            let mut kept = 0;
             let mut start = 0;
             while start < rows.len() {
                 let day = rows[start].day();
@@ -380,12 +383,14 @@ impl Sensor {
                         ok = false;
                         self.stats.flush_errors += 1;
                         log::error!("flush failed, keeping {} rows in memory: {e}", end - start);
-                        self.keep(&rows[start..end]);
+                        rows.copy_within(start..end, kept);
+                        kept += end - start;
                     }
                 }
                 start = end;
             }
-            self.table.recycle(rows);
+            rows.truncate(kept);
+            self.stats.lost += self.table.recycle(rows);
         }
         if why == Flush::Stop || why == Flush::DayEnd {
             match self.files.compact_days(finished) {
@@ -412,14 +417,5 @@ impl Sensor {
             now + self.write_period.min(60)
         };
         ok
-    }
-
-    fn keep(&mut self, rows: &[Row]) {
-        for r in rows {
-            // They came out of this table a moment ago, so they fit again.
-            if self.table.merge(r).is_err() {
-                self.stats.lost += r.count;
-            }
-        }
     }
 }
