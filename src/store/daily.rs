@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 const UNIX_EPOCH_CE_DAY: i64 = 719_163;
 /// Unreadable lines reported per file before we only count them.
 const BAD_ROW_REPORTS: u64 = 10;
-const WRITE_BUFFER: usize = 256 * 1024;
+/// Write buffer of an append or a merge: 64 KiB already makes the system calls few next to
+/// the rows formatted, and it is held beside the full table at every flush.
+const WRITE_BUFFER: usize = 64 * 1024;
 const READ_BUFFER: usize = 64 * 1024;
 /// Read buffers of one merge in all, shared by its runs (each from 4 KiB to READ_BUFFER): a
 /// flood that flushes a full table every second appends a run each time, and 64 KiB per run
