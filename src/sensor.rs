@@ -148,7 +148,20 @@ impl Sensor {
         let Some(path) = self.state_file.clone() else {
             return true;
         };
-        match snapshot::save(&path, &self.state()) {
+        // As `state()`, with the flows serialised from the table rather than copied out.
+        let now = self.now.unwrap_or(0);
+        let state = snapshot::StateRef {
+            now,
+            next_flush: self.next_flush,
+            stats: &self.stats,
+            flows: self.classifier.flows_view(now),
+            replay: self.replay_inputs.as_ref().map(|inputs| ReplayPosition {
+                inputs: inputs.clone(),
+                frames: self.position,
+            }),
+            detectors: self.alerts.as_ref().map(Alerts::export),
+        };
+        match snapshot::save(&path, &state) {
             Ok(n) => {
                 self.snapshot_bytes += n;
                 true

@@ -33,7 +33,7 @@ const READ_BUFFER: usize = 64 * 1024;
 /// Read buffers of one merge in all, shared by its runs (each from 4 KiB to READ_BUFFER): a
 /// flood that flushes a full table every second appends a run each time, and 64 KiB per run
 /// would grow with the day.
-const MERGE_READ_BUDGET: usize = 512 * 1024;
+const MERGE_READ_BUDGET: usize = 256 * 1024;
 /// Runs a day file holds at most before the next flush compacts it instead of appending,
 /// which bounds a merge's open files and buffers (96 periodic flushes a day stay under it).
 const MAX_RUNS: usize = 128;

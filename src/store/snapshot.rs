@@ -43,6 +43,18 @@ pub struct State {
     pub detectors: Option<DetectorState>,
 }
 
+/// What `save` writes, as `State` serialises, with the flows lent rather than copied out
+/// (`F` serialises as `Vec<FlowState>`: the classifier's `FlowsView`).
+#[derive(Serialize)]
+pub struct StateRef<'a, F: Serialize> {
+    pub now: i64,
+    pub next_flush: i64,
+    pub stats: &'a Stats,
+    pub flows: F,
+    pub replay: Option<ReplayPosition>,
+    pub detectors: Option<DetectorState>,
+}
+
 /// Passes bytes on to `inner`, counting them and keeping their CRC-32, and keeps the first
 /// I/O error (postcard reports only that writing failed, not why).
 struct Checked<W> {
@@ -85,7 +97,7 @@ impl<W: Write> Write for Checked<W> {
 }
 
 /// Serialises `state` into `w`, with the writer's own error when writing failed.
-fn payload_into<W: Write>(state: &State, w: &mut Checked<W>) -> io::Result<()> {
+fn payload_into<S: Serialize, W: Write>(state: &S, w: &mut Checked<W>) -> io::Result<()> {
     match postcard::to_io(state, &mut *w) {
         Ok(_) => Ok(()),
         Err(e) => Err(w
@@ -99,7 +111,7 @@ fn payload_into<W: Write>(state: &State, w: &mut Checked<W>) -> io::Result<()> {
 /// file, never held whole: it is serialised twice, once only to learn its length for the
 /// header (the detectors' state makes it a few hundred KiB, twice that as a buffer and a
 /// copy, at every flush).
-pub fn save(path: &Path, state: &State) -> io::Result<u64> {
+pub fn save<S: Serialize>(path: &Path, state: &S) -> io::Result<u64> {
     let ctx = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
     let mut counted = Checked::new(io::sink());
     payload_into(state, &mut counted).map_err(ctx)?;
@@ -288,6 +300,36 @@ mod tests {
             }),
             detectors: None,
         }
+    }
+
+    #[test]
+    fn a_lent_state_is_written_as_the_state() {
+        let flow = FlowState {
+            proto: 17,
+            a: crate::addr::Addr::v4([192, 0, 2, 1]),
+            a_port: 53,
+            b: crate::addr::Addr::v4([198, 51, 100, 1]),
+            b_port: 4000,
+            initiator_is_a: false,
+            counted: true,
+            last: 1_700_000_000,
+        };
+        let state = State {
+            flows: vec![flow, flow],
+            ..sample()
+        };
+        let lent = StateRef {
+            now: state.now,
+            next_flush: state.next_flush,
+            stats: &state.stats,
+            flows: &state.flows,
+            replay: state.replay.clone(),
+            detectors: state.detectors.clone(),
+        };
+        assert_eq!(
+            postcard::to_stdvec(&lent).unwrap(),
+            postcard::to_stdvec(&state).unwrap()
+        );
     }
 
     #[test]
