@@ -148,7 +148,7 @@ impl Sensor {
         let Some(path) = self.state_file.clone() else {
             return true;
         };
-        // As `state()`, with the flows serialised from the table rather than copied out.
+        // As `state()`, with the flows and fingerprints serialised in place, not copied out.
         let now = self.now.unwrap_or(0);
         let state = snapshot::StateRef {
             now,
@@ -159,7 +159,7 @@ impl Sensor {
                 inputs: inputs.clone(),
                 frames: self.position,
             }),
-            detectors: self.alerts.as_ref().map(Alerts::export),
+            detectors: self.alerts.as_ref().map(Alerts::export_ref),
         };
         match snapshot::save(&path, &state) {
             Ok(n) => {

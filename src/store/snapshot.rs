@@ -43,16 +43,17 @@ pub struct State {
     pub detectors: Option<DetectorState>,
 }
 
-/// What `save` writes, as `State` serialises, with the flows lent rather than copied out
-/// (`F` serialises as `Vec<FlowState>`: the classifier's `FlowsView`).
+/// What `save` writes, as `State` serialises, with the flows and the detectors lent rather
+/// than copied out (`F` serialises as `Vec<FlowState>`: the classifier's `FlowsView`; `D` as
+/// `DetectorState`: `DetectorStateRef`).
 #[derive(Serialize)]
-pub struct StateRef<'a, F: Serialize> {
+pub struct StateRef<'a, F: Serialize, D: Serialize> {
     pub now: i64,
     pub next_flush: i64,
     pub stats: &'a Stats,
     pub flows: F,
     pub replay: Option<ReplayPosition>,
-    pub detectors: Option<DetectorState>,
+    pub detectors: Option<D>,
 }
 
 /// Passes bytes on to `inner`, counting them and keeping their CRC-32, and keeps the first
