@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Flood benchmark: memory stays flat under a flood of distinct spoofed sources.
 #
-#   benches/flood.sh [PACKETS (default 10000000)] [LIVE_SECONDS (default 20)]
+#   benches/flood.sh [PACKETS (default 10000000)] [LIVE_SECONDS (default 20)] [HPING_MODE]
+#
+# HPING_MODE is hping3's packet kind for the live flood: -S (SYNs, the default) or --udp (which
+# also fills the classifier's flow table).
 #
 # 1. Replays a generated capture of PACKETS SYNs, each from a new spoofed source (examples/
 #    genflood.rs), with the table and flow capacities of the OpenWrt router profile and of the
@@ -20,6 +23,14 @@ cd "$(dirname "$0")/.."
 
 packets=${1:-10000000}
 live_seconds=${2:-20}
+mode=${3:--S}
+case $mode in
+-S | --udp) ;;
+*)
+    echo "usage: benches/flood.sh [PACKETS] [LIVE_SECONDS] [-S|--udp]" >&2
+    exit 2
+    ;;
+esac
 cargo build --release --quiet --bin tsusen --example genflood
 bin=target/release/tsusen
 musl=target/cross/x86_64-unknown-linux-musl/tsusen
@@ -166,7 +177,7 @@ live_flood() { # binary
     fi
     sample "$pid" "$work/rss-live" "$work/smaps-peak" &
     sampler=$!
-    ip netns exec "$out" timeout "$live_seconds" hping3 --flood --rand-source -S -p 80 198.51.100.10 \
+    ip netns exec "$out" timeout "$live_seconds" hping3 --flood --rand-source "$mode" -p 80 198.51.100.10 \
         >/dev/null 2>"$work/hping.err" || true
     sleep 2
     # The kernel's peak, before the final flush and compaction of shutdown.
@@ -177,7 +188,7 @@ live_flood() { # binary
     grep -h "stopped:" "$work/live.err" || true
     attempts=$(sed -n 's/.*stopped: packets [0-9]*, attempts \([0-9]*\),.*/\1/p' "$work/live.err")
     total=$(csv_total "$work/live")
-    echo "live flood, hping3 --flood --rand-source for $live_seconds s, openwrt-aarch64 profile, detectors on: attempts $attempts, CSV total $total, events in the file $(wc -l <"$work/events.jsonl")"
+    echo "live flood, hping3 --flood --rand-source $mode for $live_seconds s, openwrt-aarch64 profile, detectors on: attempts $attempts, CSV total $total, events in the file $(wc -l <"$work/events.jsonl")"
     report "live flood" "$work/rss-live"
     awk -v h="$hwm" 'BEGIN { printf "live flood: kernel peak (VmHWM) %.1f MiB; goal at most 16 MiB: %s\n",
         h / 1024, (h <= 16 * 1024) ? "met" : "NOT met" }'
