@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Flood benchmark: memory stays flat under a flood of distinct spoofed sources.
 #
-#   benches/flood.sh [PACKETS (default 10000000)] [LIVE_SECONDS (default 20)]
+#   benches/flood.sh [PACKETS (default 10000000)] [LIVE_SECONDS (default 20)] [HPING_MODE]
+#
+# HPING_MODE is hping3's packet kind for the live flood: -S (SYNs, the default) or --udp (which
+# also fills the classifier's flow table).
 #
 # 1. Replays a generated capture of PACKETS SYNs, each from a new spoofed source (examples/
 #    genflood.rs), with the table and flow capacities of the OpenWrt router profile and of the
@@ -9,14 +12,28 @@
 #    peak, the RSS when a quarter, half and all of the input was read, and checks that the CSV
 #    totals equal the attempts (no counted attempt lost).
 # 2. As root with hping3: `hping3 --flood --rand-source -S` for LIVE_SECONDS from one network
-#    namespace into `tsusen run` (OpenWrt capacities) in another, same samples.
+#    namespace into `tsusen run` (OpenWrt capacities, every detector on, the report server up)
+#    in another, same samples plus the kernel's own peak (VmHWM) and, at the highest sample, the
+#    resident memory per mapping. Checks the CSV totals against the attempts here too.
+#    Measured for the native build and, when `cross/build x86_64-unknown-linux-musl` has built
+#    it from the current sources, for the static musl binary the boards run (its malloc and its
+#    lack of shared libraries make its figure the one that matters for a router).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packets=${1:-10000000}
 live_seconds=${2:-20}
+mode=${3:--S}
+case $mode in
+-S | --udp) ;;
+*)
+    echo "usage: benches/flood.sh [PACKETS] [LIVE_SECONDS] [-S|--udp]" >&2
+    exit 2
+    ;;
+esac
 cargo build --release --quiet --bin tsusen --example genflood
 bin=target/release/tsusen
+musl=target/cross/x86_64-unknown-linux-musl/tsusen
 work=$(mktemp -d /tmp/tsusen-flood-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cap=$work/flood.pcap
@@ -24,12 +41,57 @@ target/release/examples/genflood "$cap" "$packets" >/dev/null
 
 profile_value() { awk -v k="$2" '$1 == k { print $2 }' "boards/$1.conf"; }
 
-# Samples VmRSS of pid $1 into file $2 every half second until it exits.
+# Samples VmRSS of pid $1 into file $2 every half second until it exits; with a file $3,
+# keeps there the /proc/PID/smaps of the highest sample.
 sample() {
+    local max=0 v
     while [ -e "/proc/$1/status" ]; do
-        awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null >>"$2" || true
+        v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true)
+        if [ -n "$v" ]; then
+            echo "$v" >>"$2"
+            if [ -n "${3:-}" ] && [ "$v" -gt "$max" ]; then
+                max=$v
+                cat "/proc/$1/smaps" >"$3.tmp" 2>/dev/null && mv "$3.tmp" "$3"
+            fi
+        fi
         sleep 0.5
     done
+}
+
+# What binary $1 is: static, or dynamically linked (glibc here), and its size.
+describe() {
+    local kind=static
+    if ! command -v readelf >/dev/null; then
+        kind="static or not (no readelf to tell)"
+    elif readelf -l "$1" | grep -q 'Requesting program interpreter'; then
+        kind="dynamically linked (glibc)"
+    fi
+    echo "$1: $kind, $(stat -c %s "$1") bytes"
+}
+
+# Resident memory per kind of mapping in smaps file $1 of binary $2, and each anonymous
+# mapping of 256 KiB or more resident (adjacent allocations share one mapping).
+breakdown() {
+    awk -v bin="$(readlink -f "$2")" '
+        /^[0-9a-f]+-[0-9a-f]+ / { name = (NF >= 6) ? $6 : ""; next }
+        /^Size:/ { size = $2; next }
+        /^Rss:/ {
+            if (name == bin) c = "binary (file-backed)"
+            else if (name ~ /^\//) c = "shared libraries (file-backed)"
+            else if (name ~ /^socket:/) c = "capture ring (shared with the kernel)"
+            else if (name == "[heap]") c = "heap (brk)"
+            else if (name == "[stack]") c = "main thread stack"
+            else if (name ~ /^\[/) c = "vdso and such"
+            else c = "anonymous mappings (large allocations, thread stacks)"
+            kib[c] += $2; total += $2
+            if (c ~ /^anonymous/ && $2 >= 256)
+                big = big sprintf("      mapping of %6d KiB: %6d KiB resident\n", size, $2)
+        }
+        END {
+            for (c in kib) if (kib[c] > 0) printf "    %-55s %7.2f MiB\n", c, kib[c] / 1024
+            printf "%s", big
+            printf "    %-55s %7.2f MiB\n", "total", total / 1024
+        }' "$1"
 }
 
 report() { # name samples-file
@@ -43,6 +105,7 @@ csv_total() { # sum of the count column of every day file in $1
     cat "$1"/*.csv | awk '$1 != "proto" { n += $7 } END { print n + 0 }'
 }
 
+echo "replay binary: $(describe "$bin")"
 for prof in openwrt-aarch64 rpi-aarch64; do
     tc=$(profile_value "$prof" TABLE_CAPACITY)
     fc=$(profile_value "$prof" FLOW_CAPACITY)
@@ -82,32 +145,66 @@ ip netns add "$sen"
 ip link add tsfo$$ netns "$out" type veth peer name tsfs$$ netns "$sen"
 ip -n "$out" link set tsfo$$ up
 ip -n "$sen" link set tsfs$$ up
+# The report server listens on 127.0.0.1:8339: a new namespace's loopback starts down.
+ip -n "$sen" link set lo up
 ip -n "$out" addr add 203.0.113.7/32 dev tsfo$$
 ip -n "$out" route add 198.51.100.0/24 dev tsfo$$
 ip -n "$sen" addr add 198.51.100.10/24 dev tsfs$$
 tc=$(profile_value openwrt-aarch64 TABLE_CAPACITY)
 fc=$(profile_value openwrt-aarch64 FLOW_CAPACITY)
+rs=$(profile_value openwrt-aarch64 RING_SIZE)
 fb=$(profile_value openwrt-aarch64 FLOW_BUILDER_CAPACITY)
 sp=$(profile_value openwrt-aarch64 SPIKE_SOURCES_CAPACITY)
 # Every detector on (events go to a file), as on a router with SYSLOG.
-printf 'HTTP_ADDRESS 127.0.0.1\nSYSLOG no\nEVENTS_FILE %s\nTABLE_CAPACITY %s\nFLOW_CAPACITY %s\nRING_SIZE 2\nFLOW_BUILDER_CAPACITY %s\nSPIKE_SOURCES_CAPACITY %s\n' \
-    "$work/events.jsonl" "$tc" "$fc" "$fb" "$sp" >"$work/conf"
-mkdir -p "$work/live"
-ip netns exec "$sen" "$bin" run --config "$work/conf" --interface tsfs$$ --log-dir "$work/live" \
-    --state-file "$work/state.bin" --local 198.51.100.0/24 2>"$work/live.err" &
-pid=$!
-sleep 2
-: >"$work/rss-live"
-sample "$pid" "$work/rss-live" &
-sampler=$!
-ip netns exec "$out" timeout "$live_seconds" hping3 --flood --rand-source -S -p 80 198.51.100.10 \
-    >/dev/null 2>"$work/hping.err" || true
-sleep 2
-kill -TERM "$pid"
-wait "$pid" || true
-wait "$sampler" || true
-grep -h "stopped:" "$work/live.err" || true
-attempts=$(sed -n 's/.*stopped: packets [0-9]*, attempts \([0-9]*\),.*/\1/p' "$work/live.err")
-total=$(csv_total "$work/live")
-echo "live flood, hping3 --flood --rand-source for $live_seconds s, openwrt-aarch64 profile, detectors on: attempts $attempts, CSV total $total, events in the file $(wc -l <"$work/events.jsonl")"
-report "live flood" "$work/rss-live"
+printf 'HTTP_ADDRESS 127.0.0.1\nSYSLOG no\nEVENTS_FILE %s\nTABLE_CAPACITY %s\nFLOW_CAPACITY %s\nRING_SIZE %s\nFLOW_BUILDER_CAPACITY %s\nSPIKE_SOURCES_CAPACITY %s\n' \
+    "$work/events.jsonl" "$tc" "$fc" "$rs" "$fb" "$sp" >"$work/conf"
+
+live_flood() { # binary
+    local b=$1 pid sampler attempts total hwm
+    rm -rf "$work/live" "$work/state.bin" "$work/events.jsonl"
+    mkdir -p "$work/live"
+    : >"$work/rss-live"
+    rm -f "$work/smaps-peak"
+    echo "live binary: $(describe "$b")"
+    ip netns exec "$sen" "$b" run --config "$work/conf" --interface tsfs$$ --log-dir "$work/live" \
+        --state-file "$work/state.bin" --local 198.51.100.0/24 2>"$work/live.err" &
+    pid=$!
+    sleep 2
+    if ! grep -q "report page on http://" "$work/live.err"; then
+        echo "the report server did not start:" >&2
+        cat "$work/live.err" >&2
+        exit 1
+    fi
+    sample "$pid" "$work/rss-live" "$work/smaps-peak" &
+    sampler=$!
+    ip netns exec "$out" timeout "$live_seconds" hping3 --flood --rand-source "$mode" -p 80 198.51.100.10 \
+        >/dev/null 2>"$work/hping.err" || true
+    sleep 2
+    # The kernel's peak, before the final flush and compaction of shutdown.
+    hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+    kill -TERM "$pid"
+    wait "$pid" || true
+    wait "$sampler" || true
+    grep -h "stopped:" "$work/live.err" || true
+    attempts=$(sed -n 's/.*stopped: packets [0-9]*, attempts \([0-9]*\),.*/\1/p' "$work/live.err")
+    total=$(csv_total "$work/live")
+    echo "live flood, hping3 --flood --rand-source $mode for $live_seconds s, openwrt-aarch64 profile, detectors on: attempts $attempts, CSV total $total, events in the file $(wc -l <"$work/events.jsonl")"
+    report "live flood" "$work/rss-live"
+    awk -v h="$hwm" 'BEGIN { printf "live flood: kernel peak (VmHWM) %.1f MiB; goal at most 16 MiB: %s\n",
+        h / 1024, (h <= 16 * 1024) ? "met" : "NOT met" }'
+    echo "live flood: resident memory at the highest sample, per mapping:"
+    breakdown "$work/smaps-peak" "$b"
+    if [ -z "$attempts" ] || [ "$attempts" != "$total" ]; then
+        echo "LOST: attempts $attempts, CSV total $total" >&2
+        exit 1
+    fi
+    echo "CSV total $total = attempts"
+}
+
+live_flood "$bin"
+# The boards' binary, when it is as new as the sources.
+if [ -x "$musl" ] && [ -z "$(find src Cargo.toml Cargo.lock -newer "$musl" -print -quit)" ]; then
+    live_flood "$musl"
+else
+    echo "static musl build: not measured (make it first: cross/build x86_64-unknown-linux-musl)"
+fi

@@ -120,11 +120,12 @@ pub const SPIKE_MIN_SOURCES: u32 = 10;
 pub const SPIKE_MAD_FACTOR: f64 = 3.0;
 pub const SPIKE_RATIO: f64 = 2.0;
 
-/// Sources held to count one day's distinct sources per port exactly (about 16 B each:
-/// 524 288 ≈ 8-16 MiB); past it the counts stop growing.
+/// Sources held to count one day's distinct sources per port exactly (16 B each: 524 288 =
+/// 8 MiB, allocated at the day's first source, resident as it fills); past it the counts stop
+/// growing.
 pub const SPIKE_SOURCES_CAPACITY: usize = 524_288;
 
-/// Live flow builder (detect::flowbuild): flows held (about 64 B each), seconds idle before a
+/// Live flow builder (detect::flowbuild): flows held (about 84 B each), seconds idle before a
 /// flow is exported, and seconds a long flow runs before it is exported anyway (NetFlow's
 /// inactive and active timeouts; short, because the flow sensors judge within 60 s).
 pub const FLOW_BUILDER_CAPACITY: usize = 65_536;

@@ -198,7 +198,20 @@ impl Sensor {
         let Some(path) = self.state_file.clone() else {
             return true;
         };
-        match snapshot::save(&path, &self.state()) {
+        // As `state()`, with the flows and fingerprints serialised in place, not copied out.
+        let now = self.now.unwrap_or(0);
+        let state = snapshot::StateRef {
+            now,
+            next_flush: self.next_flush,
+            stats: &self.stats,
+            flows: self.classifier.flows_view(now),
+            replay: self.replay_inputs.as_ref().map(|inputs| ReplayPosition {
+                inputs: inputs.clone(),
+                frames: self.position,
+            }),
+            detectors: self.alerts.as_ref().map(Alerts::export_ref),
+        };
+        match snapshot::save(&path, &state) {
             Ok(n) => {
                 self.snapshot_bytes += n;
                 true
@@ -475,7 +488,10 @@ impl Sensor {
         let mut ok = true;
         if !self.table.is_empty() {
             self.stats.flushes += 1;
-            let rows = self.table.take_sorted(&self.order);
+            let mut rows = self.table.take_sorted(&self.order);
+            // Rows of days whose write failed are moved to the front of the buffer, to go
+            // back into the table with it.
+            let mut kept = 0;
             let mut start = 0;
             while start < rows.len() {
                 let day = rows[start].day();
@@ -492,12 +508,14 @@ impl Sensor {
                         ok = false;
                         self.stats.flush_errors += 1;
                         log::error!("flush failed, keeping {} rows in memory: {e}", end - start);
-                        self.keep(&rows[start..end]);
+                        rows.copy_within(start..end, kept);
+                        kept += end - start;
                     }
                 }
                 start = end;
             }
-            self.table.recycle(rows);
+            rows.truncate(kept);
+            self.stats.lost += self.table.recycle(rows);
         }
         if why == Flush::Stop || why == Flush::DayEnd {
             match self.files.compact_days(finished) {
@@ -524,14 +542,5 @@ impl Sensor {
             now + self.write_period.min(60)
         };
         ok
-    }
-
-    fn keep(&mut self, rows: &[Row]) {
-        for r in rows {
-            // They came out of this table a moment ago, so they fit again.
-            if self.table.merge(r).is_err() {
-                self.stats.lost += r.count;
-            }
-        }
     }
 }

@@ -40,6 +40,14 @@ pub struct DetectorState {
     pub spikes: SpikeState,
 }
 
+/// `DetectorState` as the snapshot writes it, the fingerprints lent rather than copied out.
+#[derive(serde::Serialize)]
+pub struct DetectorStateRef<'a> {
+    pub scan: ScanState,
+    pub tools: crate::detect::fingerprint::FingerprintView<'a>,
+    pub spikes: SpikeState,
+}
+
 /// What travels to the sink thread.
 pub enum Alert {
     /// scanlogd's report line, for syslog.
@@ -309,6 +317,15 @@ impl Alerts {
         }
     }
 
+    /// `export`, for the snapshot, with the largest part serialised in place.
+    pub fn export_ref(&self) -> DetectorStateRef<'_> {
+        DetectorStateRef {
+            scan: self.scan.export(),
+            tools: self.tools.view(),
+            spikes: self.spikes.export(),
+        }
+    }
+
     /// Goes on from a snapshot's detector state (into fresh detectors).
     pub fn import(&mut self, state: &DetectorState) {
         if !self.scan.import(&state.scan) {
@@ -380,5 +397,30 @@ fn judge_flow(flows: &mut FlowSensors, observer: &str, f: &Flow, now: i64, out: 
 impl Drop for Alerts {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lent_state_serialises_as_the_exported_one() {
+        let mut a = Alerts::new(ScanParams::default(), "eth0".into(), Sinks::default());
+        let mut p = crate::detect::test_packet();
+        p.src = crate::addr::Addr::v4([203, 0, 113, 7]);
+        p.dst = crate::addr::Addr::v4([198, 51, 100, 10]);
+        p.tcp_flags = crate::decode::flags::SYN;
+        p.ip_id = crate::detect::fingerprint::ZMAP_IP_ID;
+        for port in 1..40 {
+            p.dport = port;
+            a.inbound_tcp(&p, 100 + port as i64, 0);
+        }
+        let exported = a.export();
+        assert!(exported != DetectorState::default());
+        assert_eq!(
+            postcard::to_stdvec(&a.export_ref()).unwrap(),
+            postcard::to_stdvec(&exported).unwrap()
+        );
     }
 }

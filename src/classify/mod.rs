@@ -5,7 +5,7 @@ pub mod flow_rules;
 mod flows;
 mod ports;
 
-pub use flows::{FlowState, FlowStats, FlowTable};
+pub use flows::{FlowState, FlowStats, FlowTable, FlowsView};
 pub use ports::PortSet;
 
 use crate::addr::NetSet;
@@ -87,6 +87,11 @@ impl Classifier {
 
     pub fn export_flows(&self, now: i64) -> Vec<FlowState> {
         self.flows.export(now, self.rules.flow_timeout)
+    }
+
+    /// `export_flows` for the snapshot, serialised without a copy.
+    pub fn flows_view(&self, now: i64) -> FlowsView<'_> {
+        self.flows.view(now, self.rules.flow_timeout)
     }
 
     pub fn import_flows(&mut self, flows: &[FlowState]) {

@@ -252,10 +252,14 @@ pub fn main(args: Vec<String>) -> ExitCode {
                        second: i64,
                        drops: Option<u64>,
                        flows: Option<&FlowInput>| {
-        if second == published.0 {
+        // Right after a flush, whatever the second: the table has just been emptied, so the
+        // copy the report gets is small (a flood flushes every second or two, and a copy taken
+        // a second later would be most of the table again, held beside it).
+        let flushed = sensor.stats.flushes != published.1;
+        if second == published.0 && !flushed {
             return;
         }
-        if sensor.stats.flushes != published.1 || live.wanted() {
+        if flushed || live.wanted() {
             if sensor.stats.flushes != published.1 {
                 if let Some(d) = drops.filter(|&d| d > drops_logged) {
                     log::warn!(

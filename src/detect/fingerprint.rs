@@ -180,6 +180,12 @@ impl Fingerprinter {
         }
     }
 
+    /// What `export` returns, serialised as that `FingerprintState` would be but never held
+    /// (a full fingerprinter exported is a copy of its sources at every snapshot).
+    pub fn view(&self) -> FingerprintView<'_> {
+        FingerprintView(self)
+    }
+
     /// Loads a snapshot's evidence into a fresh fingerprinter.
     pub fn import(&mut self, state: &FingerprintState) {
         for (a, e) in &state.sources {
@@ -187,6 +193,30 @@ impl Fingerprinter {
             *v = *e;
         }
         self.labels = state.labels;
+    }
+}
+
+/// See `Fingerprinter::view`.
+pub struct FingerprintView<'a>(&'a Fingerprinter);
+
+impl serde::Serialize for FingerprintView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+        struct Sources<'a>(&'a Lru<Addr, Evidence>);
+        impl serde::Serialize for Sources<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                for (a, e) in self.0.oldest_first() {
+                    seq.serialize_element(&(*a, *e))?;
+                }
+                seq.end()
+            }
+        }
+        // As `FingerprintState`'s derived form: its fields in order.
+        let mut st = s.serialize_struct("FingerprintState", 2)?;
+        st.serialize_field("sources", &Sources(&self.0.sources))?;
+        st.serialize_field("labels", &self.0.labels)?;
+        st.end()
     }
 }
 
@@ -369,6 +399,24 @@ mod tests {
 
     fn mss_only() -> TcpOptSig {
         TcpOptSig::parse(6, &[2, 4, 5, 0xb4])
+    }
+
+    #[test]
+    fn the_view_serialises_as_the_export() {
+        let mut f = Fingerprinter::new(FingerprintParams::default());
+        for i in 0..5u8 {
+            let mut p = base([203, 0, 113, i], D, 80);
+            p.ip_id = ZMAP_IP_ID;
+            f.observe(&p, None, i as i64);
+            p.dst = Addr::v4([198, 51, 100, 11]);
+            f.observe(&p, None, i as i64 + 1);
+        }
+        let export = f.export();
+        assert_eq!(export.sources.len(), 5);
+        assert_eq!(
+            postcard::to_stdvec(&f.view()).unwrap(),
+            postcard::to_stdvec(&export).unwrap()
+        );
     }
 
     #[test]

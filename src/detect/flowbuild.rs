@@ -37,6 +37,21 @@ pub struct Flow {
     pub last: i64,
 }
 
+/// A flow as the table holds it: `Flow` without its times, which `times` holds (64 bytes
+/// rather than 80: a quarter of a megabyte at the OpenWrt profile's 16 384 flows).
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    src: Addr,
+    dst: Addr,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    tcp_flags: u8,
+    outbound: bool,
+    packets: u64,
+    bytes: u64,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowBuilderStats {
     pub packets: u64,
@@ -49,7 +64,7 @@ pub struct FlowBuilderStats {
 
 pub struct FlowBuilder {
     /// `packets == 0` marks a free slot.
-    slots: Vec<Flow>,
+    slots: Vec<Slot>,
     /// Per slot, bits of its key's hash (never 0), or 0 when free: a bucket's tags share one
     /// cache line, so a lookup reads a slot only when its tag matches.
     tags: Vec<u32>,
@@ -71,7 +86,7 @@ impl FlowBuilder {
     pub fn new(capacity: usize, idle: u64, active: u64) -> FlowBuilder {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         FlowBuilder {
-            slots: vec![Flow::default(); buckets * WAYS],
+            slots: vec![Slot::default(); buckets * WAYS],
             tags: vec![0; buckets * WAYS],
             times: vec![(0, 0); buckets * WAYS],
             mask: buckets - 1,
@@ -87,6 +102,26 @@ impl FlowBuilder {
 
     pub fn capacity(&self) -> usize {
         self.slots.len()
+    }
+
+    /// The flow in slot `i`, whole.
+    #[inline]
+    fn flow(&self, i: usize) -> Flow {
+        let s = &self.slots[i];
+        let (first, last) = self.times[i];
+        Flow {
+            src: s.src,
+            dst: s.dst,
+            sport: s.sport,
+            dport: s.dport,
+            proto: s.proto,
+            tcp_flags: s.tcp_flags,
+            outbound: s.outbound,
+            packets: s.packets,
+            bytes: s.bytes,
+            first,
+            last,
+        }
     }
 
     #[inline]
@@ -135,34 +170,31 @@ impl FlowBuilder {
             if t != tag {
                 continue;
             }
-            let f = &mut self.slots[b + i];
+            let f = &self.slots[b + i];
             if f.src == p.src
                 && f.dst == p.dst
                 && f.sport == sport
                 && f.dport == dport
                 && f.proto == p.proto
             {
-                if now - f.first >= self.active {
+                if now - self.times[b + i].0 >= self.active {
                     // Running too long: out it goes, and this packet starts the next record.
-                    let gone = *f;
+                    let gone = self.flow(b + i);
                     self.stats.flows += 1;
                     export(&gone, now);
-                    *f = Flow {
-                        packets: 1,
-                        bytes: p.ip_len as u64,
-                        tcp_flags: flags,
-                        first: now,
-                        last: now,
-                        ..gone
-                    };
+                    let f = &mut self.slots[b + i];
+                    f.packets = 1;
+                    f.bytes = p.ip_len as u64;
+                    f.tcp_flags = flags;
                     self.times[b + i] = (now, now);
                     return;
                 }
+                let f = &mut self.slots[b + i];
                 f.packets += 1;
                 f.bytes += p.ip_len as u64;
                 f.tcp_flags |= flags;
-                f.last = f.last.max(now);
-                self.times[b + i].1 = f.last;
+                let t = &mut self.times[b + i];
+                t.1 = t.1.max(now);
                 return;
             }
         }
@@ -176,7 +208,7 @@ impl FlowBuilder {
                         o = i;
                     }
                 }
-                let gone = self.slots[b + o];
+                let gone = self.flow(b + o);
                 self.slots[b + o].packets = 0;
                 self.tags[b + o] = 0;
                 self.stats.evicted += 1;
@@ -189,7 +221,7 @@ impl FlowBuilder {
         self.stats.active += 1;
         self.tags[b + i] = tag;
         self.times[b + i] = (now, now);
-        self.slots[b + i] = Flow {
+        self.slots[b + i] = Slot {
             src: p.src,
             dst: p.dst,
             sport,
@@ -199,8 +231,6 @@ impl FlowBuilder {
             outbound,
             packets: 1,
             bytes: p.ip_len as u64,
-            first: now,
-            last: now,
         };
     }
 
@@ -226,9 +256,8 @@ impl FlowBuilder {
             if self.tags[self.cursor] != 0
                 && (now - last >= self.idle || now - first >= self.active)
             {
-                let f = &mut self.slots[self.cursor];
-                export(f, now);
-                f.packets = 0;
+                export(&self.flow(self.cursor), now);
+                self.slots[self.cursor].packets = 0;
                 self.tags[self.cursor] = 0;
                 self.stats.active -= 1;
             }
@@ -241,11 +270,11 @@ impl FlowBuilder {
 
     /// Exports every flow (the sensor stops).
     pub fn drain(&mut self, now: i64, export: &mut impl FnMut(&Flow, i64)) {
-        for (f, t) in self.slots.iter_mut().zip(self.tags.iter_mut()) {
-            if *t != 0 {
-                export(f, now);
-                f.packets = 0;
-                *t = 0;
+        for i in 0..self.slots.len() {
+            if self.tags[i] != 0 {
+                export(&self.flow(i), now);
+                self.slots[i].packets = 0;
+                self.tags[i] = 0;
             }
         }
         self.stats.active = 0;
@@ -260,6 +289,11 @@ mod tests {
 
     fn collect(b: &mut FlowBuilder, p: &Packet, now: i64, out: &mut Vec<Flow>) {
         b.packet(p, false, now, &mut |f, _| out.push(*f));
+    }
+
+    #[test]
+    fn a_slot_is_64_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 64);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::addr::Addr;
 use crate::hash::KeyedHash;
 use crate::store::RowReader;
 use crate::tables::Row;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{self, BufReader};
 use std::path::Path;
 
@@ -134,33 +134,19 @@ impl SpikeRule {
 /// A series: protocol and port (`None` for protocols without ports).
 pub type SeriesKey = (u8, Option<u16>);
 
-/// Hashes a `u64` that already is a keyed hash: as is.
-#[derive(Clone, Copy, Default)]
-pub struct Prehashed(u64);
-
-impl std::hash::Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys go in; anything else is folded in plainly.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ b as u64;
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type HashSet64 = HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>;
-
 /// Distinct sources per series over one day, exact up to `capacity` sources held in all
-/// (a 64-bit keyed hash of each address, so about 16 bytes each); past it new sources are
-/// not told apart and the counts stop growing, which is counted in `saturated`.
+/// (a 64-bit keyed hash of each series and address); past it new sources are not told apart
+/// and the counts stop growing, which is counted in `saturated`. The hashes sit in one
+/// open-addressing table of twice `capacity` slots (8 bytes each, so about 16 bytes per
+/// source), allocated zeroed at the first source of the day: its pages become resident as
+/// they fill, and a full day never grows it (a growing hash set would hold its old and its
+/// new table at once, one and a half times the final size).
 pub struct DistinctSources {
     hash: KeyedHash,
-    series: HashMap<SeriesKey, HashSet64>,
+    /// Sources per series.
+    series: HashMap<SeriesKey, u64>,
+    /// 0: a free slot.
+    slots: Vec<u64>,
     held: usize,
     capacity: usize,
     /// Sources that could not be added because the capacity was reached.
@@ -172,46 +158,53 @@ impl DistinctSources {
         DistinctSources {
             hash: KeyedHash::random(),
             series: HashMap::new(),
+            slots: Vec::new(),
             held: 0,
             capacity,
             saturated: 0,
         }
     }
 
+    /// Forgets the day, giving its table back.
     pub fn clear(&mut self) {
         self.series.clear();
+        self.slots = Vec::new();
         self.held = 0;
         self.saturated = 0;
     }
 
     #[inline]
-    fn addr_hash(&self, a: &Addr) -> u64 {
+    fn pair_hash(&self, key: SeriesKey, a: &Addr) -> u64 {
         let b = a.bytes();
         let hi = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
         let lo = u64::from_le_bytes(b[8..].try_into().expect("8 bytes"));
-        self.hash.hash(&[hi, lo, a.is_v6() as u64])
+        let series = (key.0 as u64) << 24 | key.1.map_or(0, |p| p as u64 + 1) << 1;
+        // 0 marks a free slot.
+        self.hash.hash(&[hi, lo, series | a.is_v6() as u64]).max(1)
     }
 
     pub fn add(&mut self, key: SeriesKey, src: &Addr) {
-        let h = self.addr_hash(src);
-        let full = self.held >= self.capacity;
-        let set = match self.series.get_mut(&key) {
-            Some(s) => s,
-            None if full => {
-                self.saturated += 1;
-                return;
-            }
-            None => self.series.entry(key).or_default(),
-        };
-        if set.contains(&h) {
-            return;
+        let h = self.pair_hash(key, src);
+        if self.slots.is_empty() {
+            // At most half full, so probes stay short; vec![0; n] is a zeroed allocation.
+            self.slots = vec![0; (self.capacity.max(1) * 2).next_power_of_two()];
         }
-        if full {
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            match self.slots[i] {
+                0 => break,
+                s if s == h => return,
+                _ => i = (i + 1) & mask,
+            }
+        }
+        if self.held >= self.capacity {
             self.saturated += 1;
             return;
         }
-        set.insert(h);
+        self.slots[i] = h;
         self.held += 1;
+        *self.series.entry(key).or_insert(0) += 1;
     }
 
     pub fn add_row(&mut self, r: &Row) {
@@ -219,12 +212,12 @@ impl DistinctSources {
     }
 
     pub fn count(&self, key: &SeriesKey) -> u64 {
-        self.series.get(key).map_or(0, |s| s.len() as u64)
+        self.series.get(key).copied().unwrap_or(0)
     }
 
     /// Every series and its count.
     pub fn counts(&self) -> impl Iterator<Item = (SeriesKey, u64)> + '_ {
-        self.series.iter().map(|(k, s)| (*k, s.len() as u64))
+        self.series.iter().map(|(k, n)| (*k, *n))
     }
 
     /// Adds every row of a day file, streaming; rows that do not parse are skipped (counted in
@@ -307,5 +300,12 @@ mod tests {
         d.add((17, Some(53)), &Addr::v4([1, 2, 3, 4]));
         d.add((17, Some(53)), &Addr::v4([1, 2, 3, 4]));
         assert_eq!(d.count(&(17, Some(53))), 1);
+        // The same source in another series counts there too.
+        d.add((6, Some(22)), &Addr::v4([1, 2, 3, 4]));
+        assert_eq!(d.count(&(6, Some(22))), 1);
+        assert_eq!(d.count(&(6, Some(80))), 0);
+        let mut all: Vec<_> = d.counts().collect();
+        all.sort_unstable();
+        assert_eq!(all, vec![((6, Some(22)), 1), ((17, Some(53)), 1)]);
     }
 }

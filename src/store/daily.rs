@@ -5,7 +5,8 @@
 //! appends the period's rows to the day's file as one more sorted run, synced: the file stays
 //! complete as of the last flush (the rows of one key add up), and an interrupted append is cut
 //! back to its last whole line at the next start. When the appended runs outgrow the sorted
-//! base, and always when a day ends or the sensor stops, the runs are compacted: one streaming
+//! base or reach MAX_RUNS, and always when a day ends or the sensor stops, the runs are
+//! compacted (with read buffers of a fixed budget shared by the runs): one streaming
 //! k-way merge (the file may be far larger than memory) into a temporary file that is synced
 //! and renamed over the old one, leaving one row per key in tsusen's order.
 
@@ -25,8 +26,22 @@ use std::path::{Path, PathBuf};
 const UNIX_EPOCH_CE_DAY: i64 = 719_163;
 /// Unreadable lines reported per file before we only count them.
 const BAD_ROW_REPORTS: u64 = 10;
-const WRITE_BUFFER: usize = 256 * 1024;
+/// Write buffer of an append or a merge: 64 KiB already makes the system calls few next to
+/// the rows formatted, and it is held beside the full table at every flush.
+const WRITE_BUFFER: usize = 64 * 1024;
 const READ_BUFFER: usize = 64 * 1024;
+/// Read buffers of one merge in all, shared by its runs (each from 4 KiB to READ_BUFFER): a
+/// flood that flushes a full table every second appends a run each time, and 64 KiB per run
+/// would grow with the day.
+const MERGE_READ_BUDGET: usize = 256 * 1024;
+/// Runs a day file holds at most before the next flush compacts it instead of appending,
+/// which bounds a merge's open files and buffers (96 periodic flushes a day stay under it).
+const MAX_RUNS: usize = 128;
+
+/// Each run's read buffer when `runs` are merged at once.
+fn read_buffer(runs: usize) -> usize {
+    (MERGE_READ_BUDGET / runs.max(1)).clamp(4096, READ_BUFFER)
+}
 /// Below this many bytes of base a file is always compacted: appending to a tiny file saves
 /// nothing.
 const APPEND_FLOOR: u64 = 64 * 1024;
@@ -188,7 +203,9 @@ impl DayFiles {
     pub fn write(&mut self, day: i64, rows: &[Row], compact: bool) -> io::Result<Option<u64>> {
         let _lock = self.lock()?;
         let append = match self.layouts.get(&day) {
-            Some(l) => !compact && l.len - l.base < l.base.max(APPEND_FLOOR),
+            Some(l) => {
+                !compact && l.len - l.base < l.base.max(APPEND_FLOOR) && l.runs.len() < MAX_RUNS
+            }
             None => false,
         };
         // An append that finds the file changed under us falls back to compaction.
@@ -284,9 +301,10 @@ impl DayFiles {
         let runs = self.runs_now(day, &path)?;
         let mut sources = Vec::new();
         if let Some((starts, len)) = &runs {
+            let buffer = read_buffer(starts.len());
             for (i, &start) in starts.iter().enumerate() {
                 let end = starts.get(i + 1).copied().unwrap_or(*len);
-                sources.push(self.run_source(&path, start, end)?);
+                sources.push(self.run_source(&path, start, end, buffer)?);
             }
         }
         sources.push(Source::Mem(extra.iter()));
@@ -396,28 +414,37 @@ impl DayFiles {
         to: &Path,
     ) -> io::Result<Result<u64, NotSorted>> {
         let mut sources = Vec::new();
-        if with_file {
-            if let Some((starts, len)) = self.runs_now(day, path)? {
-                for (i, &start) in starts.iter().enumerate() {
-                    let end = starts.get(i + 1).copied().unwrap_or(len);
-                    sources.push(self.run_source(path, start, end)?);
-                }
+        let file_runs = match with_file {
+            true => self.runs_now(day, path)?,
+            false => None,
+        };
+        let buffer = read_buffer(runs.len() + file_runs.as_ref().map_or(0, |r| r.0.len()));
+        if let Some((starts, len)) = file_runs {
+            for (i, &start) in starts.iter().enumerate() {
+                let end = starts.get(i + 1).copied().unwrap_or(len);
+                sources.push(self.run_source(path, start, end, buffer)?);
             }
         }
         for run in runs {
             let len = fs::metadata(run).map_err(|e| context(run, e))?.len();
-            sources.push(self.run_source(run, 0, len)?);
+            sources.push(self.run_source(run, 0, len, buffer)?);
         }
         self.merge_into(sources, to)
     }
 
-    fn run_source(&self, path: &Path, start: u64, end: u64) -> io::Result<Source<'static>> {
+    fn run_source(
+        &self,
+        path: &Path,
+        start: u64,
+        end: u64,
+        buffer: usize,
+    ) -> io::Result<Source<'static>> {
         let mut f = File::open(path).map_err(|e| context(path, e))?;
         f.seek(SeekFrom::Start(start))
             .map_err(|e| context(path, e))?;
         Ok(Source::Run {
             reader: Box::new(RowReader::new(BufReader::with_capacity(
-                READ_BUFFER,
+                buffer,
                 f.take(end.saturating_sub(start)),
             ))),
             path: path.to_owned(),
@@ -434,9 +461,10 @@ impl DayFiles {
             .sorted_runs(day, &path, "sort", &mut runs)
             .and_then(|()| {
                 let mut sources = Vec::new();
+                let buffer = read_buffer(runs.len());
                 for run in &runs {
                     let len = fs::metadata(run).map_err(|e| context(run, e))?.len();
-                    sources.push(self.run_source(run, 0, len)?);
+                    sources.push(self.run_source(run, 0, len, buffer)?);
                 }
                 sources.push(Source::Mem(extra.iter()));
                 match self.merge_into(sources, to)? {

@@ -10,7 +10,7 @@ use crate::faults;
 use crate::sensor::Stats;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"tsusen\0S";
@@ -20,6 +20,8 @@ pub const VERSION: u32 = 3;
 /// Largest payload we read back (flows at full capacity are far below it).
 const MAX_PAYLOAD: usize = 256 * 1024 * 1024;
 const HEADER: usize = 8 + 4 + 4;
+/// Write buffer of a snapshot being saved.
+const SAVE_BUFFER: usize = 32 * 1024;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ReplayPosition {
@@ -41,17 +43,88 @@ pub struct State {
     pub detectors: Option<DetectorState>,
 }
 
-/// Writes the snapshot atomically; returns the bytes written.
-pub fn save(path: &Path, state: &State) -> io::Result<u64> {
+/// What `save` writes, as `State` serialises, with the flows and the detectors lent rather
+/// than copied out (`F` serialises as `Vec<FlowState>`: the classifier's `FlowsView`; `D` as
+/// `DetectorState`: `DetectorStateRef`).
+#[derive(Serialize)]
+pub struct StateRef<'a, F: Serialize, D: Serialize> {
+    pub now: i64,
+    pub next_flush: i64,
+    pub stats: &'a Stats,
+    pub flows: F,
+    pub replay: Option<ReplayPosition>,
+    pub detectors: Option<D>,
+}
+
+/// Passes bytes on to `inner`, counting them and keeping their CRC-32, and keeps the first
+/// I/O error (postcard reports only that writing failed, not why).
+struct Checked<W> {
+    inner: W,
+    crc: u32,
+    len: u64,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> Checked<W> {
+    fn new(inner: W) -> Checked<W> {
+        Checked {
+            inner,
+            crc: !0,
+            len: 0,
+            error: None,
+        }
+    }
+}
+
+impl<W: Write> Write for Checked<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.inner.write(buf) {
+            Ok(n) => {
+                self.crc = crc32_update(self.crc, &buf[..n]);
+                self.len += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                let kept = io::Error::new(e.kind(), e.to_string());
+                self.error.get_or_insert(kept);
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Serialises `state` into `w`, with the writer's own error when writing failed.
+fn payload_into<S: Serialize, W: Write>(state: &S, w: &mut Checked<W>) -> io::Result<()> {
+    match postcard::to_io(state, &mut *w) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(w
+            .error
+            .take()
+            .unwrap_or_else(|| io::Error::other(e.to_string()))),
+    }
+}
+
+/// Writes the snapshot atomically; returns the bytes written. The payload is streamed to the
+/// file, never held whole: it is serialised twice, once only to learn its length for the
+/// header (the detectors' state makes it a few hundred KiB, twice that as a buffer and a
+/// copy, at every flush).
+pub fn save<S: Serialize>(path: &Path, state: &S) -> io::Result<u64> {
     let ctx = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let payload = postcard::to_stdvec(state).map_err(|e| ctx(io::Error::other(e.to_string())))?;
-    let mut bytes = Vec::with_capacity(HEADER + payload.len() + 4);
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&VERSION.to_le_bytes());
-    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(&payload);
-    let crc = crc32(&bytes);
-    bytes.extend_from_slice(&crc.to_le_bytes());
+    let mut counted = Checked::new(io::sink());
+    payload_into(state, &mut counted).map_err(ctx)?;
+    let len = counted.len;
+    let len = u32::try_from(len)
+        .ok()
+        .filter(|&l| l as usize <= MAX_PAYLOAD)
+        .ok_or_else(|| {
+            ctx(io::Error::other(format!(
+                "a state of {len} bytes is too large"
+            )))
+        })?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -63,8 +136,19 @@ pub fn save(path: &Path, state: &State) -> io::Result<u64> {
             .map_or("state".into(), |n| n.to_string_lossy())
     ));
     let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        let f = File::create(&tmp)?;
+        let mut w = Checked::new(BufWriter::with_capacity(SAVE_BUFFER, f));
+        w.write_all(MAGIC)?;
+        w.write_all(&VERSION.to_le_bytes())?;
+        w.write_all(&len.to_le_bytes())?;
+        payload_into(state, &mut w)?;
+        if w.len != (HEADER + len as usize) as u64 {
+            return Err(io::Error::other("the state changed while it was written"));
+        }
+        let crc = !w.crc;
+        let mut out = w.inner;
+        out.write_all(&crc.to_le_bytes())?;
+        let f = out.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         faults::crash_here("snapshot-before-rename");
         fs::rename(&tmp, path)?;
@@ -74,7 +158,7 @@ pub fn save(path: &Path, state: &State) -> io::Result<u64> {
         let _ = fs::remove_file(&tmp);
         return Err(ctx(e));
     }
-    Ok(bytes.len() as u64)
+    Ok((HEADER + len as usize + 4) as u64)
 }
 
 /// Reads the snapshot: `Ok(None)` when there is none, `Err` with the reason it is refused.
@@ -166,6 +250,11 @@ impl From<StateV2> for State {
 
 /// CRC-32 (IEEE 802.3, as zlib and PNG), bitwise over a small table.
 pub fn crc32(data: &[u8]) -> u32 {
+    !crc32_update(!0, data)
+}
+
+/// Goes on with a CRC-32 (kept inverted, as between `crc32`'s first and last step) over `data`.
+fn crc32_update(mut crc: u32, data: &[u8]) -> u32 {
     const TABLE: [u32; 16] = {
         let mut t = [0u32; 16];
         let mut i = 0;
@@ -185,12 +274,11 @@ pub fn crc32(data: &[u8]) -> u32 {
         }
         t
     };
-    let mut crc = !0u32;
     for &b in data {
         crc = TABLE[((crc ^ b as u32) & 15) as usize] ^ (crc >> 4);
         crc = TABLE[((crc ^ (b as u32 >> 4)) & 15) as usize] ^ (crc >> 4);
     }
-    !crc
+    crc
 }
 
 #[cfg(test)]
@@ -213,6 +301,36 @@ mod tests {
             }),
             detectors: None,
         }
+    }
+
+    #[test]
+    fn a_lent_state_is_written_as_the_state() {
+        let flow = FlowState {
+            proto: 17,
+            a: crate::addr::Addr::v4([192, 0, 2, 1]),
+            a_port: 53,
+            b: crate::addr::Addr::v4([198, 51, 100, 1]),
+            b_port: 4000,
+            initiator_is_a: false,
+            counted: true,
+            last: 1_700_000_000,
+        };
+        let state = State {
+            flows: vec![flow, flow],
+            ..sample()
+        };
+        let lent = StateRef {
+            now: state.now,
+            next_flush: state.next_flush,
+            stats: &state.stats,
+            flows: &state.flows,
+            replay: state.replay.clone(),
+            detectors: state.detectors.clone(),
+        };
+        assert_eq!(
+            postcard::to_stdvec(&lent).unwrap(),
+            postcard::to_stdvec(&state).unwrap()
+        );
     }
 
     #[test]

@@ -131,10 +131,13 @@ impl AttemptTable {
         }
     }
 
-    /// The rows in file order, leaving the table empty.
+    /// The rows in file order, leaving the table empty; give the buffer back with `recycle`.
+    /// The buffer itself is lent, not replaced by a new one: a second full-capacity buffer
+    /// would be the table's size again at every flush (and with glibc's malloc it stays
+    /// resident once touched).
     pub fn take_sorted(&mut self, order: &RowOrder) -> Vec<Row> {
         self.clear_index();
-        let mut rows = std::mem::replace(&mut self.rows, Vec::with_capacity(self.capacity));
+        let mut rows = std::mem::take(&mut self.rows);
         order.sort(&mut rows);
         rows
     }
@@ -162,13 +165,32 @@ impl AttemptTable {
         &self.rows
     }
 
-    /// Puts back a buffer taken by `take_sorted` once its rows are written, so flushing does
-    /// not allocate.
-    pub fn recycle(&mut self, mut rows: Vec<Row>) {
-        if self.rows.is_empty() && rows.capacity() >= self.capacity {
-            rows.clear();
-            self.rows = rows;
+    /// Puts back the buffer `take_sorted` lent, still holding the rows that must stay (those
+    /// a failed write could not store; none after a good flush), so flushing allocates
+    /// nothing. Rows counted while it was out are merged in after them. Returns the attempts
+    /// that no longer fit (none unless rows were counted meanwhile).
+    pub fn recycle(&mut self, rows: Vec<Row>) -> u64 {
+        let meanwhile = std::mem::replace(&mut self.rows, rows);
+        if self.rows.capacity() < self.capacity {
+            self.rows.reserve_exact(self.capacity - self.rows.len());
         }
+        // They came out of this table, one per key and day: each takes a free slot.
+        for n in 0..self.rows.len() {
+            let r = self.rows[n];
+            let h = self.hash(&r.key, r.day());
+            let mut i = h as usize & self.mask;
+            while self.index[i] != EMPTY {
+                i = (i + 1) & self.mask;
+            }
+            self.index[i] = (h >> 32) << 32 | (n as u64 + 1);
+        }
+        let mut lost = 0;
+        for r in &meanwhile {
+            if self.merge(r).is_err() {
+                lost += r.count;
+            }
+        }
+        lost
     }
 }
 
@@ -176,6 +198,11 @@ impl AttemptTable {
 mod tests {
     use super::*;
     use crate::addr::Addr;
+
+    fn add(t: &mut AttemptTable, k: Key, ts: i64) -> Result<(), Full> {
+        let at = t.locate(&k, ts);
+        t.add(&k, ts, at)
+    }
 
     fn key(src: u8, port: u16) -> Key {
         Key {
@@ -189,22 +216,48 @@ mod tests {
     #[test]
     fn merges_per_key_and_day_and_refuses_when_full() {
         let mut t = AttemptTable::new(3);
-        let add = |t: &mut AttemptTable, k: Key, ts: i64| {
-            let at = t.locate(&k, ts);
-            t.add(&k, ts, at)
-        };
         add(&mut t, key(1, 22), 100).unwrap();
         add(&mut t, key(1, 22), 50).unwrap();
         add(&mut t, key(1, 22), 86_400 + 5).unwrap(); // next day: its own row
         add(&mut t, key(2, 22), 100).unwrap();
         assert_eq!(add(&mut t, key(3, 22), 100), Err(Full));
         add(&mut t, key(1, 22), 200).unwrap(); // known key still fits
-        let rows = t.take_sorted(&RowOrder::new());
+        let mut rows = t.take_sorted(&RowOrder::new());
         assert_eq!(rows.len(), 3);
         assert_eq!((rows[0].first, rows[0].last, rows[0].count), (50, 200, 3));
         assert_eq!(rows[1].key.src, Addr::v4([203, 0, 113, 2]));
         assert_eq!(rows[2].first, 86_405);
         assert!(t.is_empty());
+        // Written: the buffer goes back empty.
+        rows.clear();
+        assert_eq!(t.recycle(rows), 0);
+        assert!(t.is_empty());
         add(&mut t, key(3, 22), 100).unwrap();
+    }
+
+    #[test]
+    fn recycled_buffer_keeps_the_rows_left_in_it_findable() {
+        let mut t = AttemptTable::new(4);
+        for s in 1..=4 {
+            add(&mut t, key(s, 22), 100).unwrap();
+        }
+        let mut rows = t.take_sorted(&RowOrder::new());
+        let cap = rows.capacity();
+        // The write of sources 1 and 2 failed: they stay; a row counted meanwhile goes in after.
+        rows.retain(|r| r.key.src.bytes()[3] <= 2);
+        add(&mut t, key(9, 22), 100).unwrap();
+        assert_eq!(t.recycle(rows), 0);
+        assert_eq!(t.len(), 3);
+        assert!(t.rows.capacity() >= cap);
+        // Known keys merge into their rows rather than taking new ones.
+        add(&mut t, key(1, 22), 200).unwrap();
+        add(&mut t, key(2, 22), 300).unwrap();
+        add(&mut t, key(9, 22), 300).unwrap();
+        assert_eq!(t.len(), 3);
+        add(&mut t, key(5, 22), 100).unwrap();
+        assert_eq!(add(&mut t, key(6, 22), 100), Err(Full));
+        let rows = t.take_sorted(&RowOrder::new());
+        let counts: Vec<u64> = rows.iter().map(|r| r.count).collect();
+        assert_eq!(counts, vec![2, 2, 1, 2]);
     }
 }
