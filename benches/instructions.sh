@@ -39,8 +39,10 @@ callgrind_annotate --auto=no --threshold=100 "$work/cg.out" 2>/dev/null | awk -v
     /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1; next }
     /^ *[0-9,]+ +\( *[0-9.]+%\) +[^ ]+:/ {
         n = $1; gsub(",", "", n)
-        place = $3; sub(/:.*/, "", place)
-        fn = $0; sub(/^[^:]*:/, "", fn)
+        # "  N ( P%)  FILE:FUNCTION [OBJECT]": the file the code was written in, and the function.
+        rest = $0; sub(/^[^)]*\) +/, "", rest)
+        place = rest; sub(/:.*/, "", place)
+        fn = rest; sub(/^[^:]*:/, "", fn)
         if (place ~ /src\/decode\// || place ~ /smoltcp/) k = "decode"
         else if (place ~ /src\/hash\.rs/ && fn ~ /scan/) k = "detectors"
         else if (place ~ /src\/hash\.rs/) k = "table"

@@ -11,6 +11,7 @@
 //! and renamed over the old one, leaving one row per key in tsusen's order.
 
 use super::csv::{RowReader, RowWriter};
+use super::writeback::Writeback;
 use crate::faults;
 use crate::tables::{Key, Row, RowOrder};
 use chrono::NaiveDate;
@@ -627,20 +628,21 @@ impl DayFiles {
         }
     }
 
-    fn create(&mut self, path: &Path) -> io::Result<RowWriter<BufWriter<File>>> {
+    fn create(&mut self, path: &Path) -> io::Result<RowWriter<BufWriter<Writeback>>> {
         let f = File::create(path).map_err(|e| context(path, e))?;
-        let mut w = RowWriter::new(BufWriter::with_capacity(WRITE_BUFFER, f));
+        let mut w = RowWriter::new(BufWriter::with_capacity(WRITE_BUFFER, Writeback::new(f, 0)));
         w.header().map_err(|e| context(path, e))?;
         Ok(w)
     }
 
     /// Flushes and syncs a written file.
-    fn finish(&mut self, w: RowWriter<BufWriter<File>>, path: &Path) -> io::Result<()> {
+    fn finish(&mut self, w: RowWriter<BufWriter<Writeback>>, path: &Path) -> io::Result<()> {
         self.bytes_written += w.bytes;
         let f = w
             .into_inner()
             .into_inner()
-            .map_err(|e| context(path, e.into_error()))?;
+            .map_err(|e| context(path, e.into_error()))?
+            .into_inner();
         f.sync_all().map_err(|e| context(path, e))
     }
 

@@ -3,6 +3,7 @@
 mod csv;
 mod daily;
 pub mod snapshot;
+mod writeback;
 
 pub use self::csv::{RowReader, RowWriter, HEADER};
 pub use daily::{date_of_day, day_of_date, lock_dir, DayFiles, DirLock};
