@@ -280,23 +280,25 @@ impl Sensor {
     /// Counts the oldest frame waiting.
     #[inline]
     fn next(&mut self) {
-        let a = self.ahead[self.ahead_head];
-        self.ahead_head = (self.ahead_head + 1) % LOOKAHEAD;
+        let i = self.ahead_head;
+        self.ahead_head = (i + 1) % LOOKAHEAD;
         self.ahead_len -= 1;
-        self.count_frame(&a);
+        self.count_frame(i);
     }
 
+    /// Counts the frame waiting in slot `i`, read in place (the slot is not reused before
+    /// this returns).
     #[inline]
-    fn count_frame(&mut self, a: &Ahead) {
+    fn count_frame(&mut self, i: usize) {
         self.stats.packets += 1;
-        let ts = a.ts;
+        let (ts, decoded) = (self.ahead[i].ts, self.ahead[i].decoded);
         if !(0..=MAX_TIMESTAMP).contains(&ts) {
             self.stats.bad_time += 1;
             self.position += 1;
             return;
         }
         self.tick(ts);
-        if let Err(skip) = a.decoded {
+        if let Err(skip) = decoded {
             match skip {
                 Skip::NotIp => self.stats.not_ip += 1,
                 Skip::Fragment => self.stats.fragments += 1,
@@ -306,6 +308,7 @@ impl Sensor {
             self.position += 1;
             return;
         }
+        let a = &self.ahead[i];
         let p = &a.p;
         let mut attempt = None;
         let (inbound, ignored) = match self.classifier.classify(p, ts, a.flow_hash) {
