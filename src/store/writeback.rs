@@ -9,6 +9,8 @@ use std::os::fd::AsRawFd;
 
 /// Bytes written between two writeback requests.
 const STEP: u64 = 512 * 1024;
+/// The unit the kernel writes.
+const PAGE: u64 = 4096;
 
 pub struct Writeback {
     file: File,
@@ -23,7 +25,7 @@ impl Writeback {
         Writeback {
             file,
             written,
-            requested: written,
+            requested: written / PAGE * PAGE,
         }
     }
 
@@ -36,17 +38,20 @@ impl Write for Writeback {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.written += n as u64;
-        if self.written - self.requested >= STEP {
+        // Whole pages only: a page still being filled, written now, would be written again
+        // (twice the wear for it).
+        let upto = self.written / PAGE * PAGE;
+        if upto - self.requested >= STEP {
             // SAFETY: a plain system call on our own descriptor; it reads no memory of ours.
             unsafe {
                 libc::sync_file_range(
                     self.file.as_raw_fd(),
                     self.requested as libc::off64_t,
-                    (self.written - self.requested) as libc::off64_t,
+                    (upto - self.requested) as libc::off64_t,
                     libc::SYNC_FILE_RANGE_WRITE,
                 );
             }
-            self.requested = self.written;
+            self.requested = upto;
         }
         Ok(n)
     }
