@@ -5,9 +5,9 @@
 
 use crate::addr::NetSet;
 use crate::alerts::Alerts;
-use crate::classify::{icmp_query, Classifier, FlowStats, Rules, Verdict};
+use crate::classify::{could_count, Classifier, FlowStats, Rules, Verdict};
 use crate::config::Settings;
-use crate::decode::{self, flags, Packet, Skip};
+use crate::decode::{self, Packet, Skip};
 use crate::policy::MAX_TIMESTAMP;
 use crate::report::LiveSummary;
 use crate::source::Frame;
@@ -112,19 +112,6 @@ impl Default for Ahead {
             flow_hash: None,
             attempt: None,
         }
-    }
-}
-
-/// Whether `p` could be an attempt at all, judging by its own header: the rest of the
-/// rules (direction, flows) decide later. Saves asking for table slots of established TCP.
-#[inline]
-fn could_count(p: &Packet) -> bool {
-    match p.proto {
-        crate::proto::TCP => {
-            p.tcp_flags & (flags::SYN | flags::ACK | flags::RST | flags::FIN) == flags::SYN
-        }
-        crate::proto::ICMP | crate::proto::ICMPV6 => icmp_query(p.proto, p.icmp_type),
-        _ => true,
     }
 }
 

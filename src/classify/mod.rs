@@ -29,6 +29,20 @@ pub fn icmp_query(proto: u8, icmp_type: u8) -> bool {
     }
 }
 
+/// Whether `p` could be an attempt, judging by its own header alone: a TCP SYN without ACK,
+/// RST or FIN, an ICMP query, or any other protocol (whose flow decides). The direction and
+/// the flow table decide the rest.
+#[inline]
+pub fn could_count(p: &Packet) -> bool {
+    match p.proto {
+        proto::TCP => {
+            p.tcp_flags & (flags::SYN | flags::ACK | flags::RST | flags::FIN) == flags::SYN
+        }
+        proto::ICMP | proto::ICMPV6 => icmp_query(p.proto, p.icmp_type),
+        _ => true,
+    }
+}
+
 pub struct Rules {
     pub local: NetSet,
     pub ignore_addresses: NetSet,
@@ -146,12 +160,7 @@ impl Classifier {
         }
         let inbound = !src_local && r.local.contains(&p.dst);
         let counts = match p.proto {
-            proto::TCP => {
-                inbound
-                    && p.tcp_flags & (flags::SYN | flags::ACK | flags::RST | flags::FIN)
-                        == flags::SYN
-            }
-            proto::ICMP | proto::ICMPV6 => inbound && icmp_query(p.proto, p.icmp_type),
+            proto::TCP | proto::ICMP | proto::ICMPV6 => inbound && could_count(p),
             _ => {
                 let timeout = r.flow_timeout;
                 self.flows.observe(p, now, timeout, inbound, flow_hash)
