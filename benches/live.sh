@@ -13,6 +13,8 @@
 # CPU seconds the capturing process spent on the stream (all threads, from
 # /proc/PID/task/*/schedstat, taken just before and two seconds after the replay). Then the medians and the
 # ratio of CPU seconds, ours / tcpdump's. Needs root, iproute2, tcpreplay, tcpdump and curl.
+# With two CPUs or more, tcpreplay runs on the first and the capturer on the last (taskset):
+# left to the scheduler, the two sometimes share a CPU and a run's CPU time moves by half.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,17 +54,24 @@ cpu_seconds() { # pid: CPU time of all its threads, from the scheduler's nanosec
 }
 
 replay() { # prints "sent rate"
-    ip netns exec "$out" tcpreplay --topspeed -i tsbo$$ "$cap" 2>&1 |
+    ip netns exec "$out" $pin_sender tcpreplay --topspeed -i tsbo$$ "$cap" 2>&1 |
         awk '/Actual:/ { sent = $2 } /Rated:/ { for (i = 1; i <= NF; i++) if ($i ~ /pps/) rate = $(i-1) }
              END { print sent, rate }'
 }
+
+# Where each side runs: "taskset -c N", or nothing on a single CPU.
+pin_sender='' pin_capturer=''
+cpus=$(nproc)
+if [ "$cpus" -ge 2 ] && command -v taskset >/dev/null; then
+    pin_sender="taskset -c 0" pin_capturer="taskset -c $((cpus - 1))"
+fi
 
 conf=$work/tsusen.conf
 printf 'CAPTURE_METHOD %s\nHTTP_ADDRESS 127.0.0.1\nHTTP_PORT 18339\nSYSLOG no\n' "$method" >"$conf"
 
 run_tsusen() {
     rm -rf "$work/log" "$work/state.bin" && mkdir -p "$work/log"
-    ip netns exec "$sen" "$bin" run --config "$conf" --interface tsbs$$ --log-dir "$work/log" \
+    ip netns exec "$sen" $pin_capturer "$bin" run --config "$conf" --interface tsbs$$ --log-dir "$work/log" \
         --state-file "$work/state.bin" --local 198.51.100.0/24 --local 2001:db8:100::/48 \
         --write-period 3600 2>"$work/tsusen.err" &
     local pid=$!
@@ -81,7 +90,7 @@ run_tsusen() {
 }
 
 run_tcpdump() {
-    ip netns exec "$sen" tcpdump -n -q -i tsbs$$ -w /dev/null '(tcp[13] == 2) or not tcp' \
+    ip netns exec "$sen" $pin_capturer tcpdump -n -q -i tsbs$$ -w /dev/null '(tcp[13] == 2) or not tcp' \
         2>"$work/tcpdump.err" &
     local pid=$!
     sleep 2
@@ -99,6 +108,7 @@ run_tcpdump() {
 }
 
 echo "capture: $packets packets; $runs runs each, alternately; tsusen with CAPTURE_METHOD $method"
+echo "pinning: sender '${pin_sender:-none}', capturer '${pin_capturer:-none}'"
 echo "who      sent      pps  kernel-drops  cpu-seconds"
 results=$work/results
 : >"$results"

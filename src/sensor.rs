@@ -141,6 +141,18 @@ impl Sensor {
         })
     }
 
+    /// Takes the attempt table's memory now, for a sensor that runs for days (see
+    /// `tables::commit`). The classifier's flow table stays lazy: only UDP and other
+    /// connectionless traffic fills it, and a router would pay its size for nothing under a
+    /// SYN flood.
+    pub fn commit_memory(&mut self) {
+        if !self.table.commit() {
+            log::debug!(
+                "the kernel cannot populate memory ahead: the table's pages come on first use"
+            );
+        }
+    }
+
     /// Keeps a snapshot in `path` at every flush.
     pub fn keep_state(&mut self, path: PathBuf) {
         self.state_file = Some(path);

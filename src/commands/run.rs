@@ -147,6 +147,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    sensor.commit_memory();
     // SAFETY: getuid cannot fail and touches no memory.
     let root = unsafe { libc::getuid() == 0 };
     if root && !s.run_as_set && crate::privilege::lookup(&s.run_as).is_err() {

@@ -33,8 +33,8 @@ impl AttemptTable {
         let slots = (capacity * 2).next_power_of_two();
         let mut index = vec![EMPTY; slots];
         let mut rows = Vec::with_capacity(capacity);
-        super::prefetch::huge_pages(&mut index);
-        super::prefetch::huge_pages(&mut rows);
+        super::memory::huge_pages(&mut index);
+        super::memory::huge_pages(&mut rows);
         AttemptTable {
             rows,
             index,
@@ -42,6 +42,11 @@ impl AttemptTable {
             capacity,
             hasher: KeyedHash::random(),
         }
+    }
+
+    /// Takes the table's whole memory now (see `memory::commit`).
+    pub fn commit(&mut self) -> bool {
+        super::memory::commit(&mut self.rows) & super::memory::commit(&mut self.index)
     }
 
     pub fn len(&self) -> usize {

@@ -1,9 +1,11 @@
 //! The current day's attempts, in fixed capacity.
 
 mod attempts;
+mod memory;
 mod prefetch;
 mod row;
 
 pub use attempts::{AttemptTable, Full, Located};
-pub use prefetch::{huge_pages, read as prefetch};
+pub use memory::{commit, huge_pages};
+pub use prefetch::{line as prefetch_line, read as prefetch};
 pub use row::{day_of, Key, Row, RowOrder};
