@@ -142,7 +142,7 @@ impl Sensor {
     }
 
     /// Takes the attempt table's memory now, for a sensor that runs for days (see
-    /// `tables::commit`). The classifier's flow table stays lazy: only UDP and other
+    /// `AttemptTable::commit`). The classifier's flow table stays lazy: only UDP and other
     /// connectionless traffic fills it, and a router would pay its size for nothing under a
     /// SYN flood.
     pub fn commit_memory(&mut self) {

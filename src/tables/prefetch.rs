@@ -4,17 +4,11 @@
 
 /// Asks for the cache line holding `slot`.
 #[inline(always)]
-pub fn read<T>(slot: &T) {
-    line(slot as *const T as *const u8);
-}
-
-/// Asks for the cache line holding address `p`, which need not be valid: a prefetch of an
-/// address outside our memory is dropped by the CPU, never a fault.
-#[inline(always)]
 #[allow(unused_variables)]
-pub fn line(p: *const u8) {
+pub fn read<T>(slot: &T) {
+    let p = slot as *const T as *const u8;
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and writes nothing.
+    // SAFETY: a prefetch never faults and writes nothing; `p` points into a live slice.
     unsafe {
         std::arch::asm!("prefetcht0 [{p}]", p = in(reg) p, options(nostack, readonly, preserves_flags));
     }
