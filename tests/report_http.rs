@@ -598,4 +598,11 @@ fn a_small_report_cache_gives_the_same_answers_and_keeps_within_it() {
     let a = get(&small, "/api/attempts?port=3389", &[]).json();
     assert_eq!(a["total"].num(), 30.0);
     assert!(most <= 20);
+    let m = get(&small, "/metrics", &[]).text();
+    assert!(m.contains("tsusen_report_cache_rows 20\n"), "{m}");
+    let kept = cache_figures(&small).0;
+    assert!(
+        m.contains(&format!("tsusen_report_cached_rows {kept}\n")),
+        "{kept} in\n{m}"
+    );
 }

@@ -144,6 +144,16 @@ impl Report {
         self.data.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Rows and bytes the caches hold now, unless a request is busy with them (a merge can
+    /// hold the data for a second: the metrics do not wait for it).
+    pub(super) fn cache_figures(&self) -> Option<(usize, usize)> {
+        let data = self.data.try_lock().ok()?;
+        let rows = data.cached_rows();
+        let bytes = data.cached_stats_bytes();
+        drop(data);
+        Some((rows, bytes + self.answers().bytes))
+    }
+
     fn answers(&self) -> std::sync::MutexGuard<'_, Answers> {
         self.answers.lock().unwrap_or_else(|p| p.into_inner())
     }
