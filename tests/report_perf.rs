@@ -456,7 +456,9 @@ fn wrk(addr: std::net::SocketAddr, label: &str, path: &str) {
 /// The peak RSS (VmHWM) after 1 and 2 is what the caches cost; 3 and 4 add a single request's
 /// own memory (its days and their merge, up to 2 × 64 B a row of the period). Prints VmHWM and
 /// VmRSS after each phase, req/s and the cached rows the server reports. Skips when wrk is not
-/// installed. `cargo test --release --test report_perf cache_rows -- --ignored --nocapture`
+/// installed. `cargo test --release --test report_perf cache_rows -- --ignored --nocapture`;
+/// with `TSUSEN_BIN=target/cross/x86_64-unknown-linux-musl/tsusen` (made by `cross/build
+/// x86_64-unknown-linux-musl`) it measures the static musl build the boards run instead.
 #[test]
 #[ignore]
 fn wrk_report_cache_rows() {
@@ -501,7 +503,8 @@ fn wrk_report_cache_rows() {
     .unwrap();
     let month = format!("/api/attempts?from={}&to={}", date(0), date(DAYS - 1));
     println!(
-        "-- tsusen serve, {DAYS} days x 30 000 rows ({} rows)",
+        "-- tsusen serve ({}), {DAYS} days x 30 000 rows ({} rows)",
+        std::env::var("TSUSEN_BIN").unwrap_or_else(|_| "this build".into()),
         DAYS * 30_000
     );
     for rows in [None, Some(65_536), Some(32_768)] {
@@ -572,7 +575,8 @@ fn serve_process(
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tsusen"))
+    let bin = std::env::var("TSUSEN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tsusen").into());
+    let child = std::process::Command::new(bin)
         .args(["serve", "--config", conf.to_str().unwrap()])
         .args(["--log-dir", dir.to_str().unwrap()])
         .args(["--http", &format!("127.0.0.1:{port}")])
