@@ -665,3 +665,38 @@ impl Column {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_kept_stay_within_their_bytes_and_count() {
+        let mut a = Answers {
+            kept: Vec::new(),
+            bytes: 0,
+            limit: 1000,
+        };
+        let answer = |n: usize| Arc::new("x".repeat(n));
+        for i in 0..10 {
+            a.keep(format!("q{i}"), Vec::new(), answer(300));
+            assert!(a.bytes <= 1000, "{}", a.bytes);
+            assert_eq!(a.bytes, a.kept.iter().map(Answers::size).sum::<usize>());
+        }
+        // Three of 302 bytes fit in 1000: the most recent ones.
+        let queries: Vec<&str> = a.kept.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(queries, ["q7", "q8", "q9"]);
+        // The same query replaces its answer; one larger than the limit is not kept at all.
+        a.keep("q9".into(), Vec::new(), answer(10));
+        assert_eq!(a.kept.len(), 3);
+        a.keep("big".into(), Vec::new(), answer(1001));
+        assert!(a.kept.iter().all(|e| e.0 != "big"));
+        assert!(a.bytes <= 1000);
+        // And never more than ANSWERS_KEPT, however small.
+        a.limit = usize::MAX;
+        for i in 0..100 {
+            a.keep(format!("s{i}"), Vec::new(), answer(1));
+        }
+        assert_eq!(a.kept.len(), ANSWERS_KEPT);
+    }
+}
