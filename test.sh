@@ -27,6 +27,8 @@ packages=(
     chromium fonts-noto-color-emoji
     # The alert sinks are checked against real brokers on loopback (tests/alerts.rs).
     mosquitto mosquitto-clients rabbitmq-server
+    # The report's load benchmarks (the ignored tests of tests/report_perf.rs).
+    wrk
 )
 
 step() { printf '\n=== %s\n' "$*"; }

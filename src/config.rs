@@ -73,6 +73,8 @@ pub struct Settings {
     /// Flows the live flow builder holds, and sources the spike watch counts per day.
     pub flow_builder_capacity: usize,
     pub spike_sources_capacity: usize,
+    /// Rows the report keeps between requests (REPORT_CACHE_ROWS).
+    pub report_cache_rows: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +126,7 @@ impl Default for Settings {
             flow_export_active: policy::FLOW_BUILDER_ACTIVE,
             flow_builder_capacity: policy::FLOW_BUILDER_CAPACITY,
             spike_sources_capacity: policy::SPIKE_SOURCES_CAPACITY,
+            report_cache_rows: policy::REPORT_CACHE_ROWS,
         }
     }
 }
@@ -191,6 +194,9 @@ impl Settings {
             "LOCAL_NETWORKS" => self.local_networks = cidrs(value).map_err(err)?,
             "TABLE_CAPACITY" => {
                 self.table_capacity = number(value, 1, 1 << 30).map_err(err)? as usize
+            }
+            "REPORT_CACHE_ROWS" => {
+                self.report_cache_rows = number(value, 0, 1 << 28).map_err(err)? as usize
             }
             "FLOW_CAPACITY" => {
                 self.flow_capacity = number(value, 1, 1 << 28).map_err(err)? as usize
@@ -497,6 +503,24 @@ mod tests {
         std::fs::write(&path, "WRITE_PERIOD soon\n").unwrap();
         let e = Settings::default().load(&path).unwrap_err().to_string();
         assert!(e.contains(":1") && e.contains("WRITE_PERIOD"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn report_cache_rows_is_a_count_of_rows() {
+        let dir = std::env::temp_dir().join(format!("tsusen-conf-rc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tsusen.conf");
+        assert_eq!(Settings::default().report_cache_rows, 1 << 20);
+        for (text, rows) in [("65536", 65_536), ("0", 0)] {
+            std::fs::write(&path, format!("REPORT_CACHE_ROWS {text}\n")).unwrap();
+            let mut s = Settings::default();
+            s.load(&path).unwrap();
+            assert_eq!(s.report_cache_rows, rows);
+        }
+        std::fs::write(&path, "REPORT_CACHE_ROWS 64MiB\n").unwrap();
+        let e = Settings::default().load(&path).unwrap_err().to_string();
+        assert!(e.contains("REPORT_CACHE_ROWS"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -33,6 +33,10 @@ pub const MONITOR_INTERFACE: &str = "any";
 /// The unprivileged user `run` becomes once its capture socket is open (scanlogd's way).
 pub const RUN_AS: &str = "tsusen";
 
+/// Rows of day files and merged periods (64 B each) the report keeps between requests; day
+/// figures and answers kept get an eighth and a sixteenth of those bytes: 1 Mi rows ≈ 76 MiB.
+pub const REPORT_CACHE_ROWS: usize = 1 << 20;
+
 /// Address and port of the report page (as the original tsusen).
 pub const HTTP_ADDRESS: &str = "0.0.0.0";
 pub const HTTP_PORT: u16 = 8339;

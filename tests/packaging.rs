@@ -396,6 +396,7 @@ fn ipk_structure_init_script_and_uci_mapping() {
             "TABLE_CAPACITY",
             "FLOW_CAPACITY",
             "RING_SIZE",
+            "REPORT_CACHE_ROWS",
         ] {
             let want = format!("{key} {}\n", setting(&profile, key).unwrap());
             assert!(

@@ -469,3 +469,140 @@ fn connect_from(src: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
         c
     }
 }
+
+/// The answers that do not depend on the caches, from `/api/summary`.
+fn summary_figures(s: &report_support::Server, query: &str) -> Json {
+    let j = get(s, &format!("/api/summary{query}"), &[]).json();
+    let Json::Obj(fields) = j else {
+        panic!("summary is not an object")
+    };
+    Json::Obj(
+        fields
+            .into_iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "cached_rows" | "cached_bytes" | "cache_rows" | "sensor"
+                )
+            })
+            .collect(),
+    )
+}
+
+/// (cached_rows, cached_bytes, cache_rows) as the summary reports them.
+fn cache_figures(s: &report_support::Server) -> (u64, u64, u64) {
+    let j = get(s, "/api/summary", &[]).json();
+    (
+        j["cached_rows"].num() as u64,
+        j["cached_bytes"].num() as u64,
+        j["cache_rows"].num() as u64,
+    )
+}
+
+/// REPORT_CACHE_ROWS bounds what the report keeps between requests; a small value changes
+/// nothing in the answers. The sample days hold 8, 9, 9, 9 and 48 rows (50 merged over the
+/// five days, 10 over the first three): with 20, some days fit and some periods do not.
+#[test]
+fn a_small_report_cache_gives_the_same_answers_and_keeps_within_it() {
+    use report_support::{sample_days, start_with, temp_dir, DAY0};
+    use tsusen::config::Settings;
+    let server = |rows: usize| {
+        let dir = temp_dir("cache");
+        sample_days(&dir);
+        start_with(Settings {
+            log_directory: dir,
+            report_cache_rows: rows,
+            ..Default::default()
+        })
+    };
+    let (big, small, none) = (server(1 << 20), server(20), server(0));
+    // The summary itself reads the last day (48 rows): the default keeps it and its figures,
+    // 20 keeps neither.
+    let (rows, bytes, setting) = cache_figures(&big);
+    assert_eq!((rows, setting), (48, 1 << 20));
+    assert!(bytes > 0);
+    assert_eq!(cache_figures(&small), (0, 0, 20));
+    let paths = [
+        "/api/trendlines",
+        "/api/attempts",
+        "/api/attempts?from=2024-03-01&to=2024-03-03",
+        "/api/attempts?from=2024-03-02&to=2024-03-02",
+        "/api/attempts?from=2024-03-05&to=2024-03-05&sort=count",
+        "/api/attempts?port=22&sort=src&size=3&page=2",
+        "/api/trendlines?from=2024-03-01&to=2024-03-03",
+        "/api/trendlines?port=23",
+    ];
+    let check = |path: &str, most: &mut u64| {
+        let want = get(&big, path, &[]);
+        assert_eq!(want.status, 200, "{path}: {}", want.text());
+        for s in [&small, &none] {
+            let got = get(s, path, &[]);
+            assert_eq!(got.status, 200, "{path}: {}", got.text());
+            assert_eq!(got.text(), want.text(), "{path}");
+        }
+        let (rows, bytes, _) = cache_figures(&small);
+        assert!(rows <= 20, "{path}: {rows} rows kept of 20");
+        // Day figures at most 8 bytes per row of the setting, answers 4.
+        assert!(bytes <= 20 * 12, "{path}: {bytes} bytes kept");
+        assert_eq!(cache_figures(&none).0, 0, "{path}");
+        assert_eq!(cache_figures(&none).1, 0, "{path}");
+        *most = (*most).max(rows);
+    };
+    let mut most = 0;
+    // Twice over, so the second round meets what the first one kept.
+    for _ in 0..2 {
+        for p in paths {
+            check(p, &mut most);
+        }
+        for day in 1..=5 {
+            let q = format!("?day=2024-03-0{day}");
+            assert_eq!(summary_figures(&small, &q), summary_figures(&big, &q));
+        }
+    }
+    // Days 2 and 3 are in the day cache (9 + 9 rows) after the three-day period (10 rows)
+    // pushed day 1 out to keep itself: 19 of 20.
+    check(
+        "/api/attempts?from=2024-03-01&to=2024-03-03&page=1",
+        &mut most,
+    );
+    assert_eq!(cache_figures(&small).0, 9 + 10);
+    assert_eq!(most, 19);
+    // The default keeps it all: the five days (83 rows) and a merged period.
+    assert!(cache_figures(&big).0 >= 83, "{:?}", cache_figures(&big));
+
+    // A sensor's live rows on the last day: still the same answers, still within the bound.
+    for s in [&big, &small, &none] {
+        let today = DAY0 + 4;
+        let mut summary = LiveSummary::default();
+        for k in 1..=30u8 {
+            summary.rows.push(Row {
+                key: Key {
+                    proto: 6,
+                    port: Some(3389),
+                    dst: "198.51.100.10".parse::<std::net::IpAddr>().unwrap().into(),
+                    src: std::net::IpAddr::from([203, 0, 113, k]).into(),
+                },
+                first: today * 86_400 + 600,
+                last: today * 86_400 + 700,
+                count: 2,
+            });
+        }
+        summary.stamp_files(&s.dir);
+        publish(&s.live, summary);
+    }
+    for _ in 0..2 {
+        for p in paths {
+            check(p, &mut most);
+        }
+    }
+    let a = get(&small, "/api/attempts?port=3389", &[]).json();
+    assert_eq!(a["total"].num(), 30.0);
+    assert!(most <= 20);
+    let m = get(&small, "/metrics", &[]).text();
+    assert!(m.contains("tsusen_report_cache_rows 20\n"), "{m}");
+    let kept = cache_figures(&small).0;
+    assert!(
+        m.contains(&format!("tsusen_report_cached_rows {kept}\n")),
+        "{kept} in\n{m}"
+    );
+}

@@ -443,3 +443,209 @@ fn wrk(addr: std::net::SocketAddr, label: &str, path: &str) {
         errors.trim()
     );
 }
+
+/// REPORT_CACHE_ROWS measured: the real `tsusen serve` over 30 days of 30 000 rows (a router's
+/// month), once with the default and once with each board value, under the same requests, in
+/// phases whose single requests cover one day at most until the last two:
+/// 1. a visitor browsing each day's summary and details pages (90 requests);
+/// 2. `wrk -t2 -c50 -d10s` on `/api/trendlines`, then rotating over those 90 pages (too many
+///    for the answer cache, so the day cache does the work);
+/// 3. the default page's details (`/api/attempts`: the last TRENDLINE_PERIOD days merged);
+/// 4. the whole month's details.
+///
+/// The peak RSS (VmHWM) after 1 and 2 is what the caches cost; 3 and 4 add a single request's
+/// own memory (its days and their merge, up to 2 × 64 B a row of the period). Prints VmHWM and
+/// VmRSS after each phase, req/s and the cached rows the server reports. Skips when wrk is not
+/// installed. `cargo test --release --test report_perf cache_rows -- --ignored --nocapture`;
+/// with `TSUSEN_BIN=target/cross/x86_64-unknown-linux-musl/tsusen` (made by `cross/build
+/// x86_64-unknown-linux-musl`) it measures the static musl build the boards run instead.
+#[test]
+#[ignore]
+fn wrk_report_cache_rows() {
+    if std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("SKIP: wrk is not installed (apt-get install wrk)");
+        return;
+    }
+    const DAYS: i64 = 30;
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let dir = temp_dir("cache-rows");
+    for i in 0..DAYS {
+        write_day(&dir, DAY0 + i, &day_rows(DAY0 + i, 30_000, &mut rng));
+    }
+    let date = |i: i64| {
+        chrono::NaiveDate::from_num_days_from_ce_opt((DAY0 + i + 719_163) as i32)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let mut rotating = Vec::new();
+    for i in 0..DAYS {
+        let d = date(i);
+        rotating.push(format!("/api/summary?day={d}"));
+        rotating.push(format!("/api/attempts?from={d}&to={d}&sort=count"));
+        rotating.push(format!("/api/attempts?from={d}&to={d}&page=2"));
+    }
+    let script = dir.join("rotate.lua");
+    let list: Vec<String> = rotating.iter().map(|p| format!("\"{p}\"")).collect();
+    std::fs::write(
+        &script,
+        format!(
+            "local paths = {{{}}}\nlocal i = math.random(#paths)\n\
+             request = function()\n  i = i % #paths + 1\n  \
+             return wrk.format(\"GET\", paths[i], {{[\"Accept-Encoding\"] = \"gzip\"}})\nend\n",
+            list.join(",")
+        ),
+    )
+    .unwrap();
+    let month = format!("/api/attempts?from={}&to={}", date(0), date(DAYS - 1));
+    println!(
+        "-- tsusen serve ({}), {DAYS} days x 30 000 rows ({} rows)",
+        std::env::var("TSUSEN_BIN").unwrap_or_else(|_| "this build".into()),
+        DAYS * 30_000
+    );
+    for rows in [None, Some(65_536), Some(32_768)] {
+        let conf = dir.join("serve.conf");
+        let setting = rows.map_or(String::new(), |r| format!("REPORT_CACHE_ROWS {r}\n"));
+        std::fs::write(&conf, &setting).unwrap();
+        let (mut child, addr) = serve_process(&dir, &conf);
+        let pid = child.id();
+        let idle = vm_hwm_mib(pid);
+        let browse = |path: &str| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+            write!(
+                c,
+                "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let a = read_response(&mut c);
+            assert_eq!(a.status, 200, "{path}");
+            a
+        };
+        let cached =
+            || report_support::Json::parse(&browse("/api/summary").text())["cached_rows"].num();
+        let label = rows.map_or("default (1 048 576)".to_string(), |r| r.to_string());
+        println!("REPORT_CACHE_ROWS {label}: idle {idle:.1} MiB");
+        for p in &rotating {
+            browse(p);
+        }
+        println!(
+            "  1. browsed 30 days' pages: {}, cached_rows {}",
+            memory(pid),
+            cached()
+        );
+        wrk(addr, "  2. wrk /api/trendlines", "/api/trendlines");
+        // Let the server close the last run's connections: a peer may hold 64 at most.
+        std::thread::sleep(Duration::from_secs(2));
+        wrk_script(addr, "  2. wrk rotating 90 day pages", &script);
+        println!("  after wrk: {}, cached_rows {}", memory(pid), cached());
+        for (what, path) in [
+            ("3. the default page's details (10 days)", "/api/attempts"),
+            ("4. the month's details (30 days)", month.as_str()),
+        ] {
+            let t = Instant::now();
+            browse(path);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            println!(
+                "  {what}, {ms:.0} ms: {}, cached_rows {}",
+                memory(pid),
+                cached()
+            );
+        }
+        // SAFETY: signalling the child we started, by its pid.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGTERM);
+        }
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `tsusen serve --config CONF --log-dir DIR` on a free port, once it listens.
+fn serve_process(
+    dir: &std::path::Path,
+    conf: &std::path::Path,
+) -> (std::process::Child, std::net::SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bin = std::env::var("TSUSEN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tsusen").into());
+    let child = std::process::Command::new(bin)
+        .args(["serve", "--config", conf.to_str().unwrap()])
+        .args(["--log-dir", dir.to_str().unwrap()])
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let t = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "tsusen serve is not listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, addr)
+}
+
+/// `VmHWM x MiB (VmRSS y)` of a process.
+fn memory(pid: u32) -> String {
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0;
+    format!("VmHWM {:.1} MiB (VmRSS {rss:.1})", vm_hwm_mib(pid))
+}
+
+/// The process's peak resident memory (VmHWM), MiB.
+fn vm_hwm_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// `wrk -t2 -c50 -d10s` with a request script, summarised on one line.
+fn wrk_script(addr: std::net::SocketAddr, label: &str, script: &std::path::Path) {
+    let out = std::process::Command::new("wrk")
+        .args(["-t2", "-c50", "-d10s", "--latency", "-s"])
+        .arg(script)
+        .arg(format!("http://{addr}/"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pick = |prefix: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
+        .unwrap_or("no errors");
+    println!(
+        "{label:<48} {:>9} req/s  p50 {:>8}  p99 {:>8}  ({})",
+        pick("Requests/sec:"),
+        pick("50%"),
+        pick("99%"),
+        errors.trim()
+    );
+}

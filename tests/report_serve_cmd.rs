@@ -38,7 +38,17 @@ fn serves_a_log_directory_until_sigterm() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let a = args(&["--log-dir", dir.to_str().unwrap(), "--http", &addr]);
+    // The report's memory comes from the config file, as on a board.
+    let conf = dir.join("board.conf");
+    std::fs::write(&conf, "REPORT_CACHE_ROWS 20\n").unwrap();
+    let a = args(&[
+        "--config",
+        conf.to_str().unwrap(),
+        "--log-dir",
+        dir.to_str().unwrap(),
+        "--http",
+        &addr,
+    ]);
     let server = std::thread::spawn(move || serve_cmd::main(a));
     let t = Instant::now();
     let mut c = loop {
@@ -56,6 +66,9 @@ fn serves_a_log_directory_until_sigterm() {
     c.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"day\":\"2024-03-05\""), "{answer}");
+    // The day shown has 48 rows: more than 20, so it was read for the request and dropped.
+    assert!(answer.contains("\"cache_rows\":20,"), "{answer}");
+    assert!(answer.contains("\"cached_rows\":0,"), "{answer}");
     // SAFETY: raising a signal whose handler `serve` installed (it only sets a flag).
     unsafe {
         libc::raise(libc::SIGTERM);

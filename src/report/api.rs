@@ -27,6 +27,9 @@ const MAX_PAGE_SIZE: u64 = 500;
 /// Answers kept, by query: the page's refresh and every viewer of the same view reuse them
 /// until a file or the live figures change.
 const ANSWERS_KEPT: usize = 32;
+/// Bytes of answers kept per row of REPORT_CACHE_ROWS: a sixteenth of a row's 64, so 4 MiB by
+/// default (32 answers of at most 500 rows or 40 series by 366 days fit in about 3 MiB).
+const ANSWER_BYTES_PER_ROW: usize = 4;
 /// How long a request waits for the sensor to publish fresher live figures.
 pub(super) const LIVE_WAIT: Duration = Duration::from_millis(1500);
 
@@ -45,6 +48,8 @@ pub struct ReportSettings {
     pub event_file: Option<PathBuf>,
     /// The spike rule the events use, so the page marks the same spikes.
     pub spike: crate::detect::spike::SpikeRule,
+    /// REPORT_CACHE_ROWS: what the caches keep between requests (see `data`).
+    pub cache_rows: usize,
 }
 
 impl ReportSettings {
@@ -59,6 +64,7 @@ impl ReportSettings {
             asn_database: s.asn_database.clone(),
             event_file: s.event_file.clone(),
             spike: s.spike.clone(),
+            cache_rows: s.report_cache_rows,
         }
     }
 }
@@ -89,7 +95,7 @@ pub struct Report {
     event_tools: EventTools,
     pub live: LiveHandle,
     data: Mutex<Data>,
-    answers: Mutex<Vec<(String, PeriodKey, Arc<String>)>>,
+    answers: Mutex<Answers>,
     pub(super) started: Instant,
     rank: SortRank,
     pub requests: AtomicUsize,
@@ -114,8 +120,15 @@ impl Report {
                 settings.asn_database.as_deref(),
             ),
             event_tools: EventTools::new(settings.event_file.clone()),
-            data: Mutex::new(Data::new(settings.log_directory.clone())),
-            answers: Mutex::new(Vec::new()),
+            data: Mutex::new(Data::new(
+                settings.log_directory.clone(),
+                settings.cache_rows,
+            )),
+            answers: Mutex::new(Answers {
+                kept: Vec::new(),
+                bytes: 0,
+                limit: settings.cache_rows.saturating_mul(ANSWER_BYTES_PER_ROW),
+            }),
             settings,
             live,
             started: Instant::now(),
@@ -131,23 +144,32 @@ impl Report {
         self.data.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Rows and bytes the caches hold now, unless a request is busy with them (a merge can
+    /// hold the data for a second: the metrics do not wait for it).
+    pub(super) fn cache_figures(&self) -> Option<(usize, usize)> {
+        let data = self.data.try_lock().ok()?;
+        let rows = data.cached_rows();
+        let bytes = data.cached_stats_bytes();
+        drop(data);
+        Some((rows, bytes + self.answers().bytes))
+    }
+
+    fn answers(&self) -> std::sync::MutexGuard<'_, Answers> {
+        self.answers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A kept answer to `query` made from the same data, most recent use last.
     fn kept(&self, query: &str, key: &PeriodKey) -> Option<Arc<String>> {
-        let mut a = self.answers.lock().unwrap_or_else(|p| p.into_inner());
-        let i = a.iter().position(|e| e.0 == query && e.1 == *key)?;
-        let e = a.remove(i);
+        let mut a = self.answers();
+        let i = a.kept.iter().position(|e| e.0 == query && e.1 == *key)?;
+        let e = a.kept.remove(i);
         let answer = e.2.clone();
-        a.push(e);
+        a.kept.push(e);
         Some(answer)
     }
 
     fn keep(&self, query: String, key: PeriodKey, answer: Arc<String>) {
-        let mut a = self.answers.lock().unwrap_or_else(|p| p.into_inner());
-        a.retain(|e| e.0 != query);
-        if a.len() >= ANSWERS_KEPT {
-            a.remove(0);
-        }
-        a.push((query, key, answer));
+        self.answers().keep(query, key, answer);
     }
 
     /// Waits for fresh live figures first (never while holding the data lock), then takes the
@@ -238,7 +260,9 @@ impl Report {
         } else {
             snap.live.generation
         };
-        let cache_key = format!("attempts?{query}#{labels_gen}#{live_tools}");
+        // Whether a sensor runs decides the `tools` column too.
+        let sensor = snap.live.generation > 0;
+        let cache_key = format!("attempts?{query}#{labels_gen}#{live_tools}#{sensor}");
         if let Some(a) = self.kept(&cache_key, &key) {
             return Ok(a);
         }
@@ -363,6 +387,7 @@ impl Report {
             None => Arc::new(DayStats::default()),
         };
         let cached = data.cached_rows();
+        let cached_bytes = data.cached_stats_bytes() + self.answers().bytes;
         drop(data);
         let (labels, _) = self.event_tools.labels();
         let mut o = String::with_capacity(2048);
@@ -383,6 +408,8 @@ impl Report {
             ("ports", stats.ports.len() as u64),
             ("files", snap.files.len() as u64),
             ("cached_rows", cached as u64),
+            ("cache_rows", self.settings.cache_rows as u64),
+            ("cached_bytes", cached_bytes as u64),
         ] {
             json::key(&mut o, &mut f, k);
             let _ = write!(o, "{v}");
@@ -441,6 +468,41 @@ impl Report {
         super::status::sensor_json(&mut o, &snap.live, self.started.elapsed().as_secs());
         o.push('}');
         Ok(Arc::new(o))
+    }
+}
+
+/// Answers kept, by query and what they were made from, most recent use last; at most
+/// ANSWERS_KEPT of them and `limit` bytes.
+struct Answers {
+    kept: Vec<(String, PeriodKey, Arc<String>)>,
+    bytes: usize,
+    limit: usize,
+}
+
+impl Answers {
+    /// Bytes an entry holds: its answer, query and key.
+    fn size(e: &(String, PeriodKey, Arc<String>)) -> usize {
+        e.0.capacity() + std::mem::size_of_val(e.1.as_slice()) + e.2.capacity()
+    }
+
+    fn keep(&mut self, query: String, key: PeriodKey, answer: Arc<String>) {
+        if let Some(i) = self.kept.iter().position(|e| e.0 == query) {
+            let old = self.kept.remove(i);
+            self.bytes -= Self::size(&old);
+        }
+        let e = (query, key, answer);
+        let size = Self::size(&e);
+        if size > self.limit {
+            return;
+        }
+        while !self.kept.is_empty()
+            && (self.kept.len() >= ANSWERS_KEPT || self.bytes + size > self.limit)
+        {
+            let old = self.kept.remove(0);
+            self.bytes -= Self::size(&old);
+        }
+        self.bytes += size;
+        self.kept.push(e);
     }
 }
 
@@ -601,5 +663,40 @@ impl Column {
             // Sorted on looked-up keys by `sort_on_sources`, never row by row.
             Column::Country | Column::Asn | Column::Tool => Ordering::Equal,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_kept_stay_within_their_bytes_and_count() {
+        let mut a = Answers {
+            kept: Vec::new(),
+            bytes: 0,
+            limit: 1000,
+        };
+        let answer = |n: usize| Arc::new("x".repeat(n));
+        for i in 0..10 {
+            a.keep(format!("q{i}"), Vec::new(), answer(300));
+            assert!(a.bytes <= 1000, "{}", a.bytes);
+            assert_eq!(a.bytes, a.kept.iter().map(Answers::size).sum::<usize>());
+        }
+        // Three of 302 bytes fit in 1000: the most recent ones.
+        let queries: Vec<&str> = a.kept.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(queries, ["q7", "q8", "q9"]);
+        // The same query replaces its answer; one larger than the limit is not kept at all.
+        a.keep("q9".into(), Vec::new(), answer(10));
+        assert_eq!(a.kept.len(), 3);
+        a.keep("big".into(), Vec::new(), answer(1001));
+        assert!(a.kept.iter().all(|e| e.0 != "big"));
+        assert!(a.bytes <= 1000);
+        // And never more than ANSWERS_KEPT, however small.
+        a.limit = usize::MAX;
+        for i in 0..100 {
+            a.keep(format!("s{i}"), Vec::new(), answer(1));
+        }
+        assert_eq!(a.kept.len(), ANSWERS_KEPT);
     }
 }

@@ -3,6 +3,11 @@
 //! good part of a second, so the results are cached, keyed by what they were made from (the
 //! files' stamps and the live generation): a page view, a refresh or the next page of the
 //! table reuses them, and a flush or a new live figure makes them stale by itself.
+//!
+//! What is kept between requests is bounded by REPORT_CACHE_ROWS (`budget`): the days' rows
+//! and the merged period together hold at most that many rows, and the days' figures at most
+//! `STATS_BYTES_PER_ROW` bytes per row of it. A period or a day larger than what is left is
+//! built for its request and dropped afterwards.
 
 use super::days::{self, DayCache, Stamp};
 use super::live::LiveSummary;
@@ -16,10 +21,11 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Rows of day files kept in memory (64 bytes each): 1 Mi rows ≈ 64 MiB.
-pub const DAY_CACHE_ROWS: usize = 1 << 20;
-/// Merged periods kept: one (a period of a million rows is 64 MiB).
-const VIEWS_KEPT: usize = 1;
+/// Bytes of day figures kept per row of the budget: an eighth of a row's 64 (a day scanned on
+/// every port has figures for 65 536 ports, 2 MiB).
+const STATS_BYTES_PER_ROW: usize = 8;
+/// Days whose figures are kept at most, however small (a year and a bit of trendlines).
+const STATS_DAYS_KEPT: usize = 400;
 /// Sources listed in a day's summary.
 pub const TOP: usize = 10;
 
@@ -89,33 +95,65 @@ pub struct DayStats {
     pub top_sources: Vec<(Addr, u64)>,
 }
 
+impl DayStats {
+    /// Bytes held, for the cache's bound.
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<DayStats>()
+            + self.ports.capacity() * std::mem::size_of::<PortDay>()
+            + self.top_sources.capacity() * std::mem::size_of::<(Addr, u64)>()
+    }
+}
+
+/// A day's figures as kept: what they were made from, their bytes and their last use.
+struct KeptStats {
+    key: DayKey,
+    stats: Arc<DayStats>,
+    bytes: usize,
+    used: u64,
+}
+
 pub struct Data {
     dir: PathBuf,
     order: RowOrder,
     rank: SortRank,
+    /// Rows kept between requests, by the day cache and the kept period together.
+    budget: usize,
+    /// Its budget is always `budget` less the kept period's rows.
     days: DayCache,
-    views: Vec<(PeriodKey, Arc<Vec<Row>>)>,
-    stats: HashMap<i64, (DayKey, Arc<DayStats>)>,
+    /// The one merged period kept (its rows are not also the day cache's).
+    view: Option<(PeriodKey, Arc<Vec<Row>>)>,
+    stats: HashMap<i64, KeptStats>,
+    stats_bytes: usize,
+    tick: u64,
     /// The live rows by day, and the live generation they were made from.
     live: Option<LiveCache>,
 }
 
 impl Data {
-    pub fn new(dir: PathBuf) -> Data {
+    /// A cache over `dir` that keeps at most `budget` rows between requests (REPORT_CACHE_ROWS).
+    pub fn new(dir: PathBuf, budget: usize) -> Data {
         Data {
             dir,
             order: RowOrder::new(),
             rank: SortRank::new(),
-            days: DayCache::new(DAY_CACHE_ROWS),
-            views: Vec::new(),
+            budget,
+            days: DayCache::new(budget),
+            view: None,
             stats: HashMap::new(),
+            stats_bytes: 0,
+            tick: 0,
             live: None,
         }
     }
 
-    /// Rows of day files held in memory.
+    /// Rows of day files and merged periods held in memory (at most the budget).
     pub fn cached_rows(&self) -> usize {
-        self.days.held() + self.views.iter().map(|v| v.1.len()).sum::<usize>()
+        self.days.held() + self.view.as_ref().map_or(0, |v| v.1.len())
+    }
+
+    /// Bytes of day figures held in memory.
+    pub fn cached_stats_bytes(&self) -> usize {
+        self.stats_bytes
     }
 
     pub fn snapshot(&mut self, live: Arc<LiveSummary>) -> io::Result<Snapshot> {
@@ -189,19 +227,22 @@ impl Data {
     }
 
     /// The period's rows merged per key (earliest first_seen, latest last_seen, summed count).
+    ///
+    /// The result is kept for the next request when it fits the budget: a period of files
+    /// alone (stable until the next flush) pushes days out of the day cache to make room; one
+    /// with live rows (stale within a second under a running sensor) only takes what the days
+    /// leave free, since the next request rebuilds it from them.
     pub fn view(&mut self, snap: &Snapshot, period: &[i64]) -> io::Result<Arc<Vec<Row>>> {
         let key = Self::period_key(snap, period);
-        if let Some(i) = self.views.iter().position(|v| v.0 == key) {
-            let v = self.views.remove(i);
-            let rows = v.1.clone();
-            self.views.push(v);
-            return Ok(rows);
+        if let Some((k, rows)) = &self.view {
+            if *k == key {
+                return Ok(rows.clone());
+            }
         }
         // Let the view this one replaces go first, so two never sit in memory together
-        // (requests still using it keep their own reference).
-        if self.views.len() >= VIEWS_KEPT {
-            self.views.remove(0);
-        }
+        // (requests still using it keep their own reference); the days get its room back.
+        self.view = None;
+        self.days.set_budget(self.budget);
         let mut parts = Vec::with_capacity(period.len());
         for &d in period {
             parts.push(self.day_rows(snap, d)?);
@@ -212,7 +253,19 @@ impl Data {
             let slices: Vec<&[Row]> = parts.iter().map(|p| p.as_slice()).collect();
             Arc::new(merge(&slices, &self.rank))
         };
-        self.views.push((key, rows.clone()));
+        drop(parts);
+        // A day of files alone is the day cache's own vector: kept there, or too large.
+        let cached_day = period.len() == 1 && self.days.holds(period[0], &rows);
+        let live = key.iter().any(|(_, (_, generation))| *generation != 0);
+        let room = if live {
+            self.budget.saturating_sub(self.days.held())
+        } else {
+            self.budget
+        };
+        if !cached_day && rows.len() <= room {
+            self.days.set_budget(self.budget - rows.len());
+            self.view = Some((key, rows.clone()));
+        }
         Ok(rows)
     }
 
@@ -224,25 +277,52 @@ impl Data {
         filter: &Filter,
     ) -> io::Result<Arc<DayStats>> {
         let key = Self::day_key(snap, day);
+        self.tick += 1;
         if filter.is_empty() {
-            if let Some((k, s)) = self.stats.get(&day) {
-                if *k == key {
-                    return Ok(s.clone());
+            if let Some(k) = self.stats.get_mut(&day) {
+                if k.key == key {
+                    k.used = self.tick;
+                    return Ok(k.stats.clone());
                 }
             }
         }
         let rows = self.day_rows(snap, day)?;
         let stats = Arc::new(day_stats(rows.iter().filter(|r| filter.matches(r))));
         if filter.is_empty() {
-            // Days leave the trendline period one by one: forget the oldest beyond a year.
-            if self.stats.len() > 400 {
-                if let Some(&oldest) = self.stats.keys().min() {
-                    self.stats.remove(&oldest);
-                }
-            }
-            self.stats.insert(day, (key, stats.clone()));
+            self.keep_stats(day, key, stats.clone());
         }
         Ok(stats)
+    }
+
+    /// Keeps a day's figures within STATS_BYTES_PER_ROW × budget bytes and STATS_DAYS_KEPT
+    /// days, the least recently used going first; figures larger than that are not kept.
+    fn keep_stats(&mut self, day: i64, key: DayKey, stats: Arc<DayStats>) {
+        if let Some(old) = self.stats.remove(&day) {
+            self.stats_bytes -= old.bytes;
+        }
+        let bytes = stats.bytes();
+        let limit = self.budget.saturating_mul(STATS_BYTES_PER_ROW);
+        if bytes > limit {
+            return;
+        }
+        while self.stats_bytes + bytes > limit || self.stats.len() >= STATS_DAYS_KEPT {
+            let Some((&oldest, _)) = self.stats.iter().min_by_key(|(_, k)| k.used) else {
+                break;
+            };
+            let k = self.stats.remove(&oldest).expect("found above");
+            self.stats_bytes -= k.bytes;
+        }
+        self.stats_bytes += bytes;
+        let used = self.tick;
+        self.stats.insert(
+            day,
+            KeptStats {
+                key,
+                stats,
+                bytes,
+                used,
+            },
+        );
     }
 }
 
@@ -276,6 +356,9 @@ pub fn merge(sources: &[&[Row]], rank: &SortRank) -> Vec<Row> {
             _ => out.push(r),
         }
     }
+    // Keys seen on many days leave the output far smaller than its sources: a kept period is
+    // counted in rows, so it holds no more than its rows.
+    out.shrink_to_fit();
     out
 }
 
@@ -317,6 +400,7 @@ pub fn day_stats<'a>(rows: impl Iterator<Item = &'a Row>) -> DayStats {
         group.push(r.key.src);
     }
     close(&mut current, &mut group, &mut s.ports);
+    s.ports.shrink_to_fit();
     sources.sort_unstable_by_key(|e| e.0);
     sources.dedup_by(|next, kept| {
         if next.0 == kept.0 {
@@ -333,6 +417,8 @@ pub fn day_stats<'a>(rows: impl Iterator<Item = &'a Row>) -> DayStats {
         sources.truncate(TOP);
     }
     sources.sort_unstable_by(by_count);
+    // Ten kept of a row each: without this a kept day's figures would hold all its rows' room.
+    sources.shrink_to_fit();
     s.top_sources = sources;
     s
 }
@@ -353,6 +439,78 @@ mod tests {
             last: first + 5,
             count,
         }
+    }
+
+    /// Three days of `n` rows each (ports 1..=n from one source, so every day has the same
+    /// keys), written as the sensor writes them.
+    fn three_days(n: u16) -> (PathBuf, Vec<i64>) {
+        let dir = std::env::temp_dir().join(format!("tsusen-data-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let days: Vec<i64> = (19_783..19_786).collect();
+        for &d in &days {
+            let mut w = crate::store::RowWriter::new(Vec::new());
+            w.header().unwrap();
+            for p in 1..=n {
+                w.row(&row(p, 1, d * 86_400, 1)).unwrap();
+            }
+            std::fs::write(days::path(&dir, d), w.into_inner()).unwrap();
+        }
+        (dir, days)
+    }
+
+    #[test]
+    fn a_kept_period_and_the_days_share_one_budget() {
+        let (dir, days) = three_days(10);
+        let mut data = Data::new(dir.clone(), 25);
+        let snap = data.snapshot(Arc::new(LiveSummary::default())).unwrap();
+        // Files alone: the merged period (10 rows) pushes days out to keep itself.
+        let v = data.view(&snap, &days).unwrap();
+        assert_eq!((v.len(), v[0].count), (10, 3));
+        assert_eq!((data.days.held(), data.cached_rows()), (10, 20));
+        // Reused as long as nothing changes.
+        assert!(Arc::ptr_eq(&v, &data.view(&snap, &days).unwrap()));
+        // A period of one cached day is the day cache's own vector, not kept twice (and the
+        // period it replaces is gone).
+        let one = data.view(&snap, &days[2..]).unwrap();
+        assert_eq!((one.len(), data.cached_rows()), (10, 10));
+        assert!(data.view.is_none() && data.days.holds(days[2], &one));
+
+        // With live rows the period only takes what the days leave: 20 rows of days (two
+        // days fit 25) leave 5, too few for the 10 of the period; it is built and dropped.
+        let live = LiveSummary {
+            rows: vec![row(99, 2, days[2] * 86_400 + 10, 4)],
+            generation: 1,
+            ..Default::default()
+        };
+        let snap = data.snapshot(Arc::new(live)).unwrap();
+        let v = data.view(&snap, &days).unwrap();
+        assert_eq!(v.len(), 11);
+        assert_eq!(v.iter().map(|r| r.count).sum::<u64>(), 34);
+        assert!(data.view.is_none());
+        assert_eq!(data.cached_rows(), 20);
+        // A budget of 0 keeps nothing and answers the same.
+        let mut none = Data::new(dir.clone(), 0);
+        let snap0 = none.snapshot(snap.live.clone()).unwrap();
+        assert_eq!(*none.view(&snap0, &days).unwrap(), *v);
+        let stats = none.day_stats(&snap0, days[0], &Filter::default()).unwrap();
+        assert_eq!((stats.rows, stats.ports.len()), (10, 10));
+        assert_eq!((none.cached_rows(), none.cached_stats_bytes()), (0, 0));
+        // Day figures are kept within 8 bytes a row of the budget.
+        data.day_stats(&snap, days[0], &Filter::default()).unwrap();
+        assert_eq!(
+            data.cached_stats_bytes(),
+            0,
+            "10 ports do not fit 200 bytes"
+        );
+        let mut roomy = Data::new(dir.clone(), 1000);
+        let snap1 = roomy.snapshot(snap.live.clone()).unwrap();
+        for &d in &days {
+            roomy.day_stats(&snap1, d, &Filter::default()).unwrap();
+        }
+        assert_eq!(roomy.stats.len(), 3);
+        assert!(roomy.cached_stats_bytes() <= 8000);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

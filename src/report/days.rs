@@ -103,6 +103,8 @@ pub fn read(path: &Path, len: u64, order: &RowOrder) -> io::Result<Vec<Row>> {
         log::debug!("{}: {bad} lines that are not rows", path.display());
     }
     sort_fold(&mut rows, order);
+    // The first guess may be well over: what a cache keeps is counted in rows, so hold no more.
+    rows.shrink_to_fit();
     Ok(rows)
 }
 
@@ -172,6 +174,30 @@ impl DayCache {
         self.held
     }
 
+    /// Whether `rows` is the day's kept vector itself.
+    pub fn holds(&self, day: i64, rows: &Arc<Vec<Row>>) -> bool {
+        self.entries
+            .get(&day)
+            .is_some_and(|e| Arc::ptr_eq(&e.rows, rows))
+    }
+
+    /// Holds at most `budget` rows from now on, the least recently used going first.
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+        self.evict_to(budget);
+    }
+
+    /// Drops the least recently used days until at most `limit` rows are held.
+    fn evict_to(&mut self, limit: usize) {
+        while self.held > limit {
+            let Some((&oldest, _)) = self.entries.iter().min_by_key(|(_, e)| e.used) else {
+                break;
+            };
+            let e = self.entries.remove(&oldest).expect("found above");
+            self.held -= e.rows.len();
+        }
+    }
+
     pub fn get(
         &mut self,
         dir: &Path,
@@ -191,13 +217,7 @@ impl DayCache {
         }
         let rows = Arc::new(read(&path(dir, day), stamp.len, order)?);
         if rows.len() <= self.budget {
-            while self.held + rows.len() > self.budget {
-                let Some((&oldest, _)) = self.entries.iter().min_by_key(|(_, e)| e.used) else {
-                    break;
-                };
-                let e = self.entries.remove(&oldest).expect("found above");
-                self.held -= e.rows.len();
-            }
+            self.evict_to(self.budget - rows.len());
             self.held += rows.len();
             self.entries.insert(
                 day,

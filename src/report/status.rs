@@ -54,6 +54,26 @@ impl Report {
             "Uploads (PUT /YYYY-MM-DD.csv) merged into a day file.",
             self.puts.load(AtomicOrdering::Relaxed).to_string(),
         );
+        m(
+            "report_cache_rows",
+            "gauge",
+            "Rows the report may keep between requests (REPORT_CACHE_ROWS).",
+            self.settings.cache_rows.to_string(),
+        );
+        if let Some((rows, bytes)) = self.cache_figures() {
+            m(
+                "report_cached_rows",
+                "gauge",
+                "Rows of day files and merged periods the report keeps now.",
+                rows.to_string(),
+            );
+            m(
+                "report_cached_bytes",
+                "gauge",
+                "Bytes of day figures and answers the report keeps now.",
+                bytes.to_string(),
+            );
+        }
         if !sensor {
             return o;
         }
