@@ -75,6 +75,8 @@ pub struct Settings {
     pub spike_sources_capacity: usize,
     /// Rows the report keeps between requests (REPORT_CACHE_ROWS).
     pub report_cache_rows: usize,
+    /// Rows one report request may read (REPORT_REQUEST_ROWS).
+    pub report_request_rows: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +129,7 @@ impl Default for Settings {
             flow_builder_capacity: policy::FLOW_BUILDER_CAPACITY,
             spike_sources_capacity: policy::SPIKE_SOURCES_CAPACITY,
             report_cache_rows: policy::REPORT_CACHE_ROWS,
+            report_request_rows: policy::REPORT_REQUEST_ROWS,
         }
     }
 }
@@ -197,6 +200,9 @@ impl Settings {
             }
             "REPORT_CACHE_ROWS" => {
                 self.report_cache_rows = number(value, 0, 1 << 28).map_err(err)? as usize
+            }
+            "REPORT_REQUEST_ROWS" => {
+                self.report_request_rows = number(value, 1, 1 << 30).map_err(err)? as usize
             }
             "FLOW_CAPACITY" => {
                 self.flow_capacity = number(value, 1, 1 << 28).map_err(err)? as usize

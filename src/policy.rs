@@ -36,6 +36,9 @@ pub const RUN_AS: &str = "tsusen";
 /// Rows of day files and merged periods (64 B each) the report keeps between requests; day
 /// figures and answers kept get an eighth and a sixteenth of those bytes: 1 Mi rows ≈ 76 MiB.
 pub const REPORT_CACHE_ROWS: usize = 1 << 20;
+/// Rows of day files and live rows one report request may read (about 128 B each while it
+/// runs, read and merged); a period or a day with more is refused with a 400: 8 Mi ≈ 1 GiB.
+pub const REPORT_REQUEST_ROWS: usize = 8 << 20;
 
 /// Address and port of the report page (as the original tsusen).
 pub const HTTP_ADDRESS: &str = "0.0.0.0";

@@ -397,6 +397,7 @@ fn ipk_structure_init_script_and_uci_mapping() {
             "FLOW_CAPACITY",
             "RING_SIZE",
             "REPORT_CACHE_ROWS",
+            "REPORT_REQUEST_ROWS",
         ] {
             let want = format!("{key} {}\n", setting(&profile, key).unwrap());
             assert!(

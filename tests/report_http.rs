@@ -606,3 +606,40 @@ fn a_small_report_cache_gives_the_same_answers_and_keeps_within_it() {
         "{kept} in\n{m}"
     );
 }
+
+/// REPORT_REQUEST_ROWS bounds what one request reads: a period (or a day) with more rows is
+/// refused with a 400 that says why, and the server goes on answering the rest. The sample
+/// days hold 8, 9, 9, 9 and 48 rows.
+#[test]
+fn a_request_over_its_rows_is_refused() {
+    use report_support::{sample_days, start_with, temp_dir};
+    use tsusen::config::Settings;
+    let dir = temp_dir("request-rows");
+    sample_days(&dir);
+    let s = start_with(Settings {
+        log_directory: dir,
+        report_request_rows: 30,
+        ..Default::default()
+    });
+    // 8 + 9 + 9 rows fit 30; a fourth day (35) does not, nor the last day alone (48).
+    let ok = get(&s, "/api/attempts?from=2024-03-01&to=2024-03-03", &[]);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    for path in [
+        "/api/attempts?from=2024-03-01&to=2024-03-04",
+        "/api/attempts?from=2024-03-05&to=2024-03-05",
+        "/api/trendlines",
+        "/api/summary?day=2024-03-05",
+    ] {
+        let r = get(&s, path, &[]);
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(
+            r.text().contains("REPORT_REQUEST_ROWS"),
+            "{path}: {}",
+            r.text()
+        );
+    }
+    // Trendlines read day by day: four days of at most 9 rows each are fine.
+    let r = get(&s, "/api/trendlines?from=2024-03-01&to=2024-03-04", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get(&s, "/api/summary?day=2024-03-02", &[]).status, 200);
+}

@@ -50,6 +50,8 @@ pub struct ReportSettings {
     pub spike: crate::detect::spike::SpikeRule,
     /// REPORT_CACHE_ROWS: what the caches keep between requests (see `data`).
     pub cache_rows: usize,
+    /// REPORT_REQUEST_ROWS: the rows one request may read (see `data`).
+    pub request_rows: usize,
 }
 
 impl ReportSettings {
@@ -65,6 +67,7 @@ impl ReportSettings {
             event_file: s.event_file.clone(),
             spike: s.spike.clone(),
             cache_rows: s.report_cache_rows,
+            request_rows: s.report_request_rows,
         }
     }
 }
@@ -81,6 +84,16 @@ impl From<String> for Refusal {
 
 impl From<std::io::Error> for Refusal {
     fn from(e: std::io::Error) -> Refusal {
+        if e.kind() == std::io::ErrorKind::FileTooLarge {
+            // A period (or one day) too large for this board's memory: the asker can narrow it.
+            log::info!("report: refused: {e}");
+            return Refusal(
+                400,
+                "the period holds more rows than one request may read (REPORT_REQUEST_ROWS): \
+                 ask for fewer days"
+                    .into(),
+            );
+        }
         log::error!("report: {e}");
         Refusal(500, "the log directory cannot be read".into())
     }
@@ -123,6 +136,7 @@ impl Report {
             data: Mutex::new(Data::new(
                 settings.log_directory.clone(),
                 settings.cache_rows,
+                settings.request_rows,
             )),
             answers: Mutex::new(Answers {
                 kept: Vec::new(),

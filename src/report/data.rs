@@ -118,6 +118,8 @@ pub struct Data {
     rank: SortRank,
     /// Rows kept between requests, by the day cache and the kept period together.
     budget: usize,
+    /// Rows one request may read, from files and live rows: its memory while it runs.
+    request_rows: usize,
     /// Its budget is always `budget` less the kept period's rows.
     days: DayCache,
     /// The one merged period kept (its rows are not also the day cache's).
@@ -130,13 +132,15 @@ pub struct Data {
 }
 
 impl Data {
-    /// A cache over `dir` that keeps at most `budget` rows between requests (REPORT_CACHE_ROWS).
-    pub fn new(dir: PathBuf, budget: usize) -> Data {
+    /// A cache over `dir` that keeps at most `budget` rows between requests (REPORT_CACHE_ROWS)
+    /// and lets one request read at most `request_rows` (REPORT_REQUEST_ROWS).
+    pub fn new(dir: PathBuf, budget: usize, request_rows: usize) -> Data {
         Data {
             dir,
             order: RowOrder::new(),
             rank: SortRank::new(),
             budget,
+            request_rows,
             days: DayCache::new(budget),
             view: None,
             stats: HashMap::new(),
@@ -203,13 +207,29 @@ impl Data {
         (snap.files.get(&day).copied(), snap.live_gen(day))
     }
 
-    /// A day's rows: its file merged with its live rows.
-    pub fn day_rows(&mut self, snap: &Snapshot, day: i64) -> io::Result<Arc<Vec<Row>>> {
+    /// A day's rows: its file merged with its live rows. More than `limit` rows in the two
+    /// together is refused (`ErrorKind::FileTooLarge`) before more than `limit` are read.
+    pub fn day_rows(
+        &mut self,
+        snap: &Snapshot,
+        day: i64,
+        limit: usize,
+    ) -> io::Result<Arc<Vec<Row>>> {
+        let live = snap.live_days.get(&day).cloned();
+        let live_rows = live.as_ref().map_or(0, |l| l.len());
+        let too_many = || days::too_many_rows(&days::path(&self.dir, day), limit);
+        let file_limit = limit.checked_sub(live_rows).ok_or_else(too_many)?;
         let file = match snap.files.get(&day) {
-            Some(stamp) => Some(self.days.get(&self.dir, day, *stamp, &self.order)?),
+            // A kept day is returned whatever its size: check it too.
+            Some(stamp) => match self
+                .days
+                .get(&self.dir, day, *stamp, &self.order, file_limit)?
+            {
+                f if f.len() > file_limit => return Err(too_many()),
+                f => Some(f),
+            },
             None => None,
         };
-        let live = snap.live_days.get(&day).cloned();
         Ok(match (file, live) {
             (Some(f), None) => f,
             (None, Some(l)) => l,
@@ -243,9 +263,13 @@ impl Data {
         // (requests still using it keep their own reference); the days get its room back.
         self.view = None;
         self.days.set_budget(self.budget);
+        // The request's rows, read and merged, are bounded as a whole.
+        let mut left = self.request_rows;
         let mut parts = Vec::with_capacity(period.len());
         for &d in period {
-            parts.push(self.day_rows(snap, d)?);
+            let part = self.day_rows(snap, d, left)?;
+            left = left.saturating_sub(part.len());
+            parts.push(part);
         }
         let rows = if parts.len() == 1 {
             parts.pop().expect("one part")
@@ -286,7 +310,7 @@ impl Data {
                 }
             }
         }
-        let rows = self.day_rows(snap, day)?;
+        let rows = self.day_rows(snap, day, self.request_rows)?;
         let stats = Arc::new(day_stats(rows.iter().filter(|r| filter.matches(r))));
         if filter.is_empty() {
             self.keep_stats(day, key, stats.clone());
@@ -462,7 +486,7 @@ mod tests {
     #[test]
     fn a_kept_period_and_the_days_share_one_budget() {
         let (dir, days) = three_days(10);
-        let mut data = Data::new(dir.clone(), 25);
+        let mut data = Data::new(dir.clone(), 25, 1 << 20);
         let snap = data.snapshot(Arc::new(LiveSummary::default())).unwrap();
         // Files alone: the merged period (10 rows) pushes days out to keep itself.
         let v = data.view(&snap, &days).unwrap();
@@ -490,7 +514,7 @@ mod tests {
         assert!(data.view.is_none());
         assert_eq!(data.cached_rows(), 20);
         // A budget of 0 keeps nothing and answers the same.
-        let mut none = Data::new(dir.clone(), 0);
+        let mut none = Data::new(dir.clone(), 0, 1 << 20);
         let snap0 = none.snapshot(snap.live.clone()).unwrap();
         assert_eq!(*none.view(&snap0, &days).unwrap(), *v);
         let stats = none.day_stats(&snap0, days[0], &Filter::default()).unwrap();
@@ -503,13 +527,55 @@ mod tests {
             0,
             "10 ports do not fit 200 bytes"
         );
-        let mut roomy = Data::new(dir.clone(), 1000);
+        let mut roomy = Data::new(dir.clone(), 1000, 1 << 20);
         let snap1 = roomy.snapshot(snap.live.clone()).unwrap();
         for &d in &days {
             roomy.day_stats(&snap1, d, &Filter::default()).unwrap();
         }
         assert_eq!(roomy.stats.len(), 3);
         assert!(roomy.cached_stats_bytes() <= 8000);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_request_reads_at_most_its_rows() {
+        let (dir, days) = three_days(12);
+        let too_large = |e: io::Error| e.kind() == io::ErrorKind::FileTooLarge;
+        // 30 rows a request: each day (12) fits, the three together (36) do not.
+        let mut data = Data::new(dir.clone(), 1000, 30);
+        let snap = data.snapshot(Arc::new(LiveSummary::default())).unwrap();
+        for &d in &days {
+            assert_eq!(
+                data.day_stats(&snap, d, &Filter::default()).unwrap().rows,
+                12
+            );
+        }
+        // The days are kept now; being kept does not let a period past the limit.
+        assert_eq!(data.cached_rows(), 36);
+        assert!(too_large(data.view(&snap, &days).unwrap_err()));
+        assert_eq!(data.view(&snap, &days[1..]).unwrap().len(), 12);
+        // Cold, with live rows counted too: 12 + 12 + 5 live fit 30, one more live row does not.
+        // (A new generation each, as a sensor publishes them.)
+        let live_rows = |n: u16| LiveSummary {
+            rows: (0..n)
+                .map(|i| row(100 + i, 7, days[2] * 86_400 + 9, 1))
+                .collect(),
+            generation: n as u64,
+            ..Default::default()
+        };
+        let mut cold = Data::new(dir.clone(), 0, 29);
+        let snap = cold.snapshot(Arc::new(live_rows(5))).unwrap();
+        assert_eq!(cold.view(&snap, &days[1..]).unwrap().len(), 17);
+        let snap = cold.snapshot(Arc::new(live_rows(6))).unwrap();
+        assert!(too_large(cold.view(&snap, &days[1..]).unwrap_err()));
+        // One day larger than the limit is refused before it is read whole.
+        let mut small = Data::new(dir.clone(), 1000, 11);
+        let snap = small.snapshot(Arc::new(LiveSummary::default())).unwrap();
+        let e = small
+            .day_stats(&snap, days[0], &Filter::default())
+            .unwrap_err();
+        assert!(too_large(e));
+        assert_eq!(small.cached_rows(), 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -83,19 +83,30 @@ pub fn list(dir: &Path) -> io::Result<BTreeMap<i64, Stamp>> {
     Ok(days)
 }
 
+/// The error of a read that would hold more than its `limit` of rows.
+pub fn too_many_rows(path: &Path, limit: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::FileTooLarge,
+        format!("{}: more than {limit} rows", path.display()),
+    )
+}
+
 /// Reads a day's file up to `len` bytes, cut back to its last whole line (the sensor may be
-/// appending right now), into rows in file order with one row per key.
-pub fn read(path: &Path, len: u64, order: &RowOrder) -> io::Result<Vec<Row>> {
+/// appending right now), into rows in file order with one row per key. A file of more than
+/// `limit` lines is refused (`ErrorKind::FileTooLarge`) once that many are read, so a day
+/// swollen by a flood never takes more than `limit` rows of memory.
+pub fn read(path: &Path, len: u64, order: &RowOrder, limit: usize) -> io::Result<Vec<Row>> {
     let mut f = File::open(path)?;
     let len = whole_lines(&mut f, len)?;
     f.seek(SeekFrom::Start(0))?;
     let mut reader = RowReader::new(BufReader::with_capacity(256 * 1024, f.take(len)));
     // About 50 bytes a row: a good first guess that saves the copies of growing.
-    let mut rows = Vec::with_capacity((len / 48) as usize);
+    let mut rows = Vec::with_capacity(((len / 48) as usize).min(limit));
     let mut bad = 0u64;
     while let Some(r) = reader.next_row()? {
         match r {
-            Ok(row) => rows.push(row),
+            Ok(row) if rows.len() < limit => rows.push(row),
+            Ok(_) => return Err(too_many_rows(path, limit)),
             Err(_) => bad += 1,
         }
     }
@@ -198,12 +209,15 @@ impl DayCache {
         }
     }
 
+    /// The day's rows, from the cache or its file; a file of more than `limit` rows is
+    /// refused (see `read`).
     pub fn get(
         &mut self,
         dir: &Path,
         day: i64,
         stamp: Stamp,
         order: &RowOrder,
+        limit: usize,
     ) -> io::Result<Arc<Vec<Row>>> {
         self.tick += 1;
         if let Some(e) = self.entries.get_mut(&day) {
@@ -215,7 +229,7 @@ impl DayCache {
         if let Some(old) = self.entries.remove(&day) {
             self.held -= old.rows.len();
         }
-        let rows = Arc::new(read(&path(dir, day), stamp.len, order)?);
+        let rows = Arc::new(read(&path(dir, day), stamp.len, order, limit)?);
         if rows.len() <= self.budget {
             self.evict_to(self.budget - rows.len());
             self.held += rows.len();
