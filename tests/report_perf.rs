@@ -409,19 +409,17 @@ fn wrk_load() {
     );
 }
 
-/// One `wrk -t2 -c50 -d10s --latency` run, summarised on one line.
+/// One `wrk -t2 -c50 -d10s --latency` run on `path`, summarised on one line.
 fn wrk(addr: std::net::SocketAddr, label: &str, path: &str) {
     let url = format!("http://{addr}{path}");
+    run_wrk(label, &["-H", "Accept-Encoding: gzip", &url]);
+}
+
+/// `wrk -t2 -c50 -d10s --latency` with `args` (the URL among them), summarised on one line.
+fn run_wrk(label: &str, args: &[&str]) {
     let out = std::process::Command::new("wrk")
-        .args([
-            "-t2",
-            "-c50",
-            "-d10s",
-            "--latency",
-            "-H",
-            "Accept-Encoding: gzip",
-            &url,
-        ])
+        .args(["-t2", "-c50", "-d10s", "--latency"])
+        .args(args)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -638,28 +636,6 @@ fn vm_hwm_mib(pid: u32) -> f64 {
 
 /// `wrk -t2 -c50 -d10s` with a request script, summarised on one line.
 fn wrk_script(addr: std::net::SocketAddr, label: &str, script: &std::path::Path) {
-    let out = std::process::Command::new("wrk")
-        .args(["-t2", "-c50", "-d10s", "--latency", "-s"])
-        .arg(script)
-        .arg(format!("http://{addr}/"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let pick = |prefix: &str| {
-        text.lines()
-            .find(|l| l.trim_start().starts_with(prefix))
-            .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
-            .unwrap_or_else(|| "?".into())
-    };
-    let errors = text
-        .lines()
-        .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
-        .unwrap_or("no errors");
-    println!(
-        "{label:<48} {:>9} req/s  p50 {:>8}  p99 {:>8}  ({})",
-        pick("Requests/sec:"),
-        pick("50%"),
-        pick("99%"),
-        errors.trim()
-    );
+    let url = format!("http://{addr}/");
+    run_wrk(label, &["-s", script.to_str().unwrap(), &url]);
 }
