@@ -155,13 +155,7 @@ fn load(s: &Server, label: &str, path: &str, secs: u64) {
 }
 
 fn peak_rss_mib() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: f64 = s
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
+    status_mib("self", "VmHWM")
 }
 
 #[test]
@@ -310,39 +304,15 @@ fn wrk_load() {
     let attempts = "/api/attempts?port=22&sort=count&page=2";
 
     // The server as shipped, in a process of its own.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let db = |f: &str| format!("{}/tests/geoip/{f}", env!("CARGO_MANIFEST_DIR"));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tsusen"))
-        .args(["serve", "--log-dir", dir.to_str().unwrap()])
-        .args(["--http", &format!("127.0.0.1:{port}")])
-        .args(["--geoip", &db("country.mmdb"), "--asn", &db("asn.mmdb")])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let t = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "tsusen serve is not listening"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let hwm = |pid: u32| -> f64 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-            })
-            .unwrap_or(0.0)
-            / 1024.0
-    };
+    let (mut child, addr) = serve_process(&[
+        "--log-dir",
+        dir.to_str().unwrap(),
+        "--geoip",
+        &db("country.mmdb"),
+        "--asn",
+        &db("asn.mmdb"),
+    ]);
     let warm = |path: &str| {
         let mut c = TcpStream::connect(addr).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -353,7 +323,7 @@ fn wrk_load() {
         .unwrap();
         assert_eq!(read_response(&mut c).status, 200);
     };
-    let before = hwm(child.id());
+    let before = vm_hwm_mib(child.id());
     // Warm the caches as a first visit would.
     for p in ["/api/trendlines", attempts] {
         warm(p);
@@ -364,7 +334,7 @@ fn wrk_load() {
     wrk(addr, attempts, attempts);
     println!(
         "peak RSS of tsusen serve: {:.0} MiB (idle after start: {before:.0} MiB)",
-        hwm(child.id())
+        vm_hwm_mib(child.id())
     );
     // SAFETY: signalling the child we started, by its pid.
     unsafe {
@@ -517,7 +487,12 @@ fn wrk_report_cache_rows() {
             setting.push_str(&format!("REPORT_REQUEST_ROWS {r}\n"));
         }
         std::fs::write(&conf, &setting).unwrap();
-        let (mut child, addr) = serve_process(&dir, &conf);
+        let (mut child, addr) = serve_process(&[
+            "--config",
+            conf.to_str().unwrap(),
+            "--log-dir",
+            dir.to_str().unwrap(),
+        ]);
         let pid = child.id();
         let idle = vm_hwm_mib(pid);
         let fetch = |path: &str| {
@@ -577,11 +552,9 @@ fn wrk_report_cache_rows() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `tsusen serve --config CONF --log-dir DIR` on a free port, once it listens.
-fn serve_process(
-    dir: &std::path::Path,
-    conf: &std::path::Path,
-) -> (std::process::Child, std::net::SocketAddr) {
+/// `tsusen serve ARGS` on a free port of loopback, once it listens. TSUSEN_BIN, when set,
+/// names the binary (the static musl build the boards run, say).
+fn serve_process(args: &[&str]) -> (std::process::Child, std::net::SocketAddr) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -589,8 +562,8 @@ fn serve_process(
         .port();
     let bin = std::env::var("TSUSEN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tsusen").into());
     let child = std::process::Command::new(bin)
-        .args(["serve", "--config", conf.to_str().unwrap()])
-        .args(["--log-dir", dir.to_str().unwrap()])
+        .arg("serve")
+        .args(args)
         .args(["--http", &format!("127.0.0.1:{port}")])
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -607,31 +580,31 @@ fn serve_process(
     (child, addr)
 }
 
-/// `VmHWM x MiB (VmRSS y)` of a process.
-fn memory(pid: u32) -> String {
-    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0;
-    format!("VmHWM {:.1} MiB (VmRSS {rss:.1})", vm_hwm_mib(pid))
-}
-
-/// The process's peak resident memory (VmHWM), MiB.
-fn vm_hwm_mib(pid: u32) -> f64 {
+/// A memory figure of `/proc/PID/status` (`pid` may be "self"), MiB; 0 when unreadable.
+fn status_mib(pid: &str, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
         })
         .unwrap_or(0.0)
         / 1024.0
+}
+
+/// `VmHWM x MiB (VmRSS y)` of a process.
+fn memory(pid: u32) -> String {
+    format!(
+        "VmHWM {:.1} MiB (VmRSS {:.1})",
+        vm_hwm_mib(pid),
+        status_mib(&pid.to_string(), "VmRSS")
+    )
+}
+
+/// The process's peak resident memory (VmHWM), MiB.
+fn vm_hwm_mib(pid: u32) -> f64 {
+    status_mib(&pid.to_string(), "VmHWM")
 }
 
 /// `wrk -t2 -c50 -d10s` with a request script, summarised on one line.
