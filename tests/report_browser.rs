@@ -94,6 +94,34 @@ fn the_page_draws_the_chart_and_the_table() {
     }
 }
 
+/// A day with more rows than REPORT_REQUEST_ROWS (the sample's last day holds 48, the limit is
+/// 30): the chart is still drawn, marked as estimated on that day, the summary's sources
+/// carry "≈", and the table says why it is refused.
+#[test]
+fn a_day_too_large_to_read_is_drawn_with_estimates() {
+    let Some(browser) = chromium() else {
+        println!("SKIP: no chromium installed");
+        return;
+    };
+    let dir = temp_dir("browser-request-rows");
+    sample_days(&dir);
+    let s = start_with(tsusen::config::Settings {
+        log_directory: dir,
+        report_request_rows: 30,
+        ..Default::default()
+    });
+    let out = headless(browser, &["--dump-dom"], &format!("http://{}/", s.addr));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(dom.matches("<path d=\"M").count(), 3, "{dom}");
+    for text in [
+        "estimated on 2024-03-05: too many rows to count exactly",
+        "\u{2248} 43",
+        "REPORT_REQUEST_ROWS",
+    ] {
+        assert!(dom.contains(text), "{text} missing in\n{dom}");
+    }
+}
+
 #[test]
 fn the_details_show_country_flags_as_and_tools() {
     let Some(browser) = chromium() else {

@@ -552,6 +552,154 @@ fn wrk_report_cache_rows() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A flood's day on a router: the figures of a day far larger than REPORT_REQUEST_ROWS stream
+/// from its file, in fixed memory. Two flooded days of spoofed SYNs to port 23 next to 8
+/// ordinary ones: a compacted day of 3 M rows, and "today" of 2 M rows in 20 appended runs.
+/// `tsusen serve` with the 128 MiB router's values draws the chart and the summaries; the
+/// estimates are checked against the exact counts.
+#[test]
+#[ignore]
+fn a_flooded_day() {
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let dir = temp_dir("flooded-day");
+    let order = RowOrder::new();
+    // `n` spoofed SYNs to 23/tcp and `normal` rows of an ordinary day.
+    let flood = |day: i64, n: usize, normal: usize, rng: &mut Rng| -> Vec<Row> {
+        let mut rows: Vec<Row> = (0..n)
+            .map(|_| {
+                let s = rng.next();
+                let first = day * 86_400 + (s % 86_000) as i64;
+                Row {
+                    key: Key {
+                        proto: 6,
+                        port: Some(23),
+                        dst: Addr::v4([198, 51, 100, (s >> 40) as u8 % 8]),
+                        src: Addr::v4(((s >> 8) as u32 | 1).to_be_bytes()),
+                    },
+                    first,
+                    last: first,
+                    count: 1,
+                }
+            })
+            .collect();
+        rows.extend(day_rows(day, normal, rng));
+        rows.sort_unstable_by(|a, b| order.keys(&a.key, &b.key));
+        rows.dedup_by(|a, b| a.key == b.key);
+        rows
+    };
+    // (distinct sources on port 23/tcp, distinct sources) of a day's rows.
+    let exact = |rows: &[Row]| {
+        let telnet: std::collections::HashSet<Addr> = rows
+            .iter()
+            .filter(|r| r.key.proto == 6 && r.key.port == Some(23))
+            .map(|r| r.key.src)
+            .collect();
+        let all: std::collections::HashSet<Addr> = rows.iter().map(|r| r.key.src).collect();
+        (telnet.len() as u64, all.len() as u64)
+    };
+    for i in 0..8 {
+        write_day(&dir, DAY0 + i, &day_rows(DAY0 + i, 30_000, &mut rng));
+    }
+    let compacted = flood(DAY0 + 8, 3_000_000, 30_000, &mut rng);
+    write_day(&dir, DAY0 + 8, &compacted);
+    let compacted_exact = exact(&compacted);
+    drop(compacted);
+    // Today: runs appended one after another, as the sensor's flushes leave them.
+    let today_path = dir.join(format!("{}.csv", date_of(DAY0 + 9)));
+    let mut w = RowWriter::new(std::io::BufWriter::new(
+        std::fs::File::create(&today_path).unwrap(),
+    ));
+    w.header().unwrap();
+    let mut today_all: Vec<Row> = Vec::new();
+    for i in 0..20 {
+        let run = flood(
+            DAY0 + 9,
+            100_000,
+            if i == 0 { 30_000 } else { 1_500 },
+            &mut rng,
+        );
+        for r in &run {
+            w.row(r).unwrap();
+        }
+        today_all.extend(run);
+    }
+    w.into_inner().flush().unwrap();
+    let today_exact = exact(&today_all);
+    drop(today_all);
+    let conf = dir.join("serve.conf");
+    std::fs::write(
+        &conf,
+        "REPORT_CACHE_ROWS 32768\nREPORT_REQUEST_ROWS 262144\n",
+    )
+    .unwrap();
+    let (mut child, addr) = serve_process(&[
+        "--config",
+        conf.to_str().unwrap(),
+        "--log-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let pid = child.id();
+    println!(
+        "-- tsusen serve ({}), REPORT_CACHE_ROWS 32768, REPORT_REQUEST_ROWS 262144: idle {:.1} MiB",
+        std::env::var("TSUSEN_BIN").unwrap_or_else(|_| "this build".into()),
+        vm_hwm_mib(pid)
+    );
+    let fetch = |path: &str| {
+        let t = Instant::now();
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+        write!(
+            c,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let a = read_response(&mut c);
+        assert_eq!(a.status, 200, "{path}: {}", a.text());
+        (report_support::Json::parse(&a.text()), t.elapsed())
+    };
+    let (trend, took) = fetch("/api/trendlines");
+    println!(
+        "  /api/trendlines (10 days, two flooded), first {:.0} ms: VmHWM {:.1} MiB, estimated {:?}",
+        took.as_secs_f64() * 1e3,
+        vm_hwm_mib(pid),
+        trend["estimated"]
+    );
+    let (_, again) = fetch("/api/trendlines");
+    println!("  again (kept answer): {:.1} ms", again.as_secs_f64() * 1e3);
+    for (day, (telnet, all), label) in [
+        (DAY0 + 8, compacted_exact, "compacted day, 3 M rows"),
+        (DAY0 + 9, today_exact, "today, 2 M rows in 20 runs"),
+    ] {
+        let (sum, took) = fetch(&format!("/api/summary?day={}", date_of(day)));
+        assert!(sum["estimated"].bool());
+        let sources = sum["sources"].num();
+        let port23 = sum["top_ports"][0]["sources"].num();
+        let off = |e: f64, x: u64| 100.0 * (e - x as f64) / x as f64;
+        println!(
+            "  {label}: summary in {:.0} ms; sources {sources} (exact {all}, {:+.2} %), \
+             23/tcp {port23} (exact {telnet}, {:+.2} %); VmHWM {:.1} MiB",
+            took.as_secs_f64() * 1e3,
+            off(sources, all),
+            off(port23, telnet),
+            vm_hwm_mib(pid)
+        );
+        assert!(off(sources, all).abs() < 4.0 && off(port23, telnet).abs() < 4.0);
+    }
+    // SAFETY: signalling the child we started, by its pid.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn date_of(day: i64) -> String {
+    chrono::NaiveDate::from_num_days_from_ce_opt((day + 719_163) as i32)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
 /// `tsusen serve ARGS` on a free port of loopback, once it listens. TSUSEN_BIN, when set,
 /// names the binary (the static musl build the boards run, say).
 fn serve_process(args: &[&str]) -> (std::process::Child, std::net::SocketAddr) {

@@ -245,7 +245,15 @@ impl Report {
         let (series, hidden) = trend::series(&refs, &rules, !filter.is_empty());
         let names: Vec<String> = days.iter().map(|&d| date_text(d)).collect();
         let live = days.last().is_some_and(|d| snap.live_days.contains_key(d));
-        let answer = Arc::new(trend::to_json(&names, &series, hidden, &rules, live));
+        let estimated: Vec<String> = days
+            .iter()
+            .zip(&stats)
+            .filter(|(_, s)| s.estimated)
+            .map(|(&d, _)| date_text(d))
+            .collect();
+        let answer = Arc::new(trend::to_json(
+            &names, &series, hidden, &rules, live, &estimated,
+        ));
         self.keep(cache_key, key, answer.clone());
         Ok(answer)
     }
@@ -428,6 +436,8 @@ impl Report {
             json::key(&mut o, &mut f, k);
             let _ = write!(o, "{v}");
         }
+        json::key(&mut o, &mut f, "estimated");
+        o.push_str(if stats.estimated { "true" } else { "false" });
         json::key(&mut o, &mut f, "first_day");
         json::opt_string(&mut o, all.first().map(|d| date_text(*d)).as_deref());
         json::key(&mut o, &mut f, "last_day");

@@ -9,9 +9,11 @@
 //! `STATS_BYTES_PER_ROW` bytes per row of it. A period or a day larger than what is left is
 //! built for its request and dropped afterwards.
 
+use super::bigday;
 use super::days::{self, DayCache, Stamp};
 use super::live::LiveSummary;
 use super::query::Filter;
+use super::sketch::Distinct;
 use crate::addr::Addr;
 use crate::proto::SortRank;
 use crate::tables::{Key, Row, RowOrder};
@@ -26,6 +28,10 @@ use std::sync::Arc;
 const STATS_BYTES_PER_ROW: usize = 8;
 /// Days whose figures are kept at most, however small (a year and a bit of trendlines).
 const STATS_DAYS_KEPT: usize = 400;
+/// A day too large to read streams through its figures, which hold a port's sources and the
+/// day's sources exactly up to this share of REPORT_REQUEST_ROWS each: at 17 and 32 bytes an
+/// address, well within the memory of the rows a request may read (76 bytes each).
+const EXACT_SHARE: usize = 4;
 /// Sources listed in a day's summary.
 pub const TOP: usize = 10;
 
@@ -93,6 +99,9 @@ pub struct DayStats {
     pub sources: u64,
     /// The sources with the most attempts, most first.
     pub top_sources: Vec<(Addr, u64)>,
+    /// Distinct sources are estimates and the top sources' attempts lower bounds: the day
+    /// held more sources than a request may count exactly (see `Exact`).
+    pub estimated: bool,
 }
 
 impl DayStats {
@@ -259,6 +268,15 @@ impl Data {
                 return Ok(rows.clone());
             }
         }
+        // Files surely too long for the request are refused before anything is read or let go.
+        let bytes: u64 = period
+            .iter()
+            .filter_map(|d| snap.files.get(d))
+            .map(|s| s.len)
+            .sum();
+        if days::surely_more_rows(bytes, self.request_rows) {
+            return Err(days::too_many_rows(&self.dir, self.request_rows));
+        }
         // Let the view this one replaces go first, so two never sit in memory together
         // (requests still using it keep their own reference); the days get its room back.
         self.view = None;
@@ -310,8 +328,25 @@ impl Data {
                 }
             }
         }
-        let rows = self.day_rows(snap, day, self.request_rows)?;
-        let stats = Arc::new(day_stats(rows.iter().filter(|r| filter.matches(r))));
+        let stats = match self.day_rows(snap, day, self.request_rows) {
+            Ok(rows) => day_stats(rows.iter().filter(|r| filter.matches(r))),
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                let live = snap.live_days.get(&day).cloned().unwrap_or_default();
+                bigday::figures(
+                    &days::path(&self.dir, day),
+                    snap.files.get(&day).map(|s| s.len),
+                    &live,
+                    &self.order,
+                    filter,
+                    Exact {
+                        group: self.request_rows / EXACT_SHARE,
+                        sources: self.request_rows / EXACT_SHARE,
+                    },
+                )?
+            }
+            Err(e) => return Err(e),
+        };
+        let stats = Arc::new(stats);
         if filter.is_empty() {
             self.keep_stats(day, key, stats.clone());
         }
@@ -351,10 +386,10 @@ impl Data {
 }
 
 /// The position in file order, as one comparable value.
-type SortKey = (u8, Option<u16>, Addr, Addr);
+pub(super) type SortKey = (u8, Option<u16>, Addr, Addr);
 
 #[inline]
-fn sort_key(rank: &SortRank, k: &Key) -> SortKey {
+pub(super) fn sort_key(rank: &SortRank, k: &Key) -> SortKey {
     (rank.of(k.proto), k.port, k.dst, k.src)
 }
 
@@ -386,31 +421,76 @@ pub fn merge(sources: &[&[Row]], rank: &SortRank) -> Vec<Row> {
     out
 }
 
-/// Figures of one day's rows (in file order).
+/// Figures of one day's rows (in file order), all exact.
 pub fn day_stats<'a>(rows: impl Iterator<Item = &'a Row>) -> DayStats {
-    let mut s = DayStats::default();
-    let mut sources: Vec<(Addr, u64)> = Vec::new();
-    let mut group: Vec<Addr> = Vec::new();
-    let mut current: Option<PortDay> = None;
-    let close = |cur: &mut Option<PortDay>, group: &mut Vec<Addr>, out: &mut Vec<PortDay>| {
-        if let Some(mut p) = cur.take() {
-            group.sort_unstable();
-            group.dedup();
-            p.sources = group.len() as u32;
-            group.clear();
-            out.push(p);
-        }
+    let mut f = Figures::new(Exact::ALL);
+    rows.for_each(|r| f.push(r));
+    f.finish()
+}
+
+/// How many addresses the figures of one day may hold to count exactly. Past `group` in one
+/// port, its distinct sources are estimated; past `sources` in the day, the day's distinct
+/// sources are estimated and the least active sources are let go (the top sources' attempts
+/// become lower bounds). Either way the figures say they are `estimated`.
+#[derive(Clone, Copy, Debug)]
+pub struct Exact {
+    pub group: usize,
+    pub sources: usize,
+}
+
+impl Exact {
+    pub const ALL: Exact = Exact {
+        group: usize::MAX,
+        sources: usize::MAX,
     };
-    for r in rows {
-        s.rows += 1;
-        s.attempts = s.attempts.saturating_add(r.count);
-        sources.push((r.key.src, r.count));
-        let same = current
+}
+
+/// A day's figures, built one row at a time in file order.
+pub struct Figures {
+    s: DayStats,
+    exact: Exact,
+    current: Option<PortDay>,
+    /// The current port's sources, exact while `group_sketch` is off.
+    group: Vec<Addr>,
+    group_sketch: Option<Distinct>,
+    group_estimated: bool,
+    /// The day's sources and their attempts; folded when full (see `fold_sources`).
+    sources: Vec<(Addr, u64)>,
+    /// Every source, once `sources` has let some go.
+    day_sketch: Option<Distinct>,
+}
+
+impl Figures {
+    pub fn new(exact: Exact) -> Figures {
+        Figures {
+            s: DayStats::default(),
+            exact,
+            current: None,
+            group: Vec::new(),
+            group_sketch: None,
+            group_estimated: false,
+            sources: Vec::new(),
+            day_sketch: None,
+        }
+    }
+
+    pub fn push(&mut self, r: &Row) {
+        self.s.rows += 1;
+        self.s.attempts = self.s.attempts.saturating_add(r.count);
+        if let Some(d) = self.day_sketch.as_mut() {
+            d.insert(&r.key.src);
+        }
+        self.sources.push((r.key.src, r.count));
+        if self.sources.len() >= self.exact.sources {
+            self.fold_sources();
+        }
+        let same = self
+            .current
             .as_ref()
             .is_some_and(|c| c.proto == r.key.proto && c.port == r.key.port);
         if !same {
-            close(&mut current, &mut group, &mut s.ports);
-            current = Some(PortDay {
+            self.close_port();
+            self.current = Some(PortDay {
                 proto: r.key.proto,
                 port: r.key.port,
                 sources: 0,
@@ -418,15 +498,99 @@ pub fn day_stats<'a>(rows: impl Iterator<Item = &'a Row>) -> DayStats {
                 rows: 0,
             });
         }
-        let c = current.as_mut().expect("set above");
+        let c = self.current.as_mut().expect("set above");
         c.attempts = c.attempts.saturating_add(r.count);
         c.rows += 1;
-        group.push(r.key.src);
+        if self.group_estimated {
+            self.group_sketch.as_mut().expect("on").insert(&r.key.src);
+        } else {
+            self.group.push(r.key.src);
+            if self.group.len() >= self.exact.group {
+                dedup(&mut self.group);
+                if self.group.len() > self.exact.group / 2 {
+                    // Half full of distinct sources even so: count them by estimate.
+                    let g = self.group_sketch.get_or_insert_with(Distinct::new);
+                    self.group.iter().for_each(|a| g.insert(a));
+                    self.group.clear();
+                    self.group_estimated = true;
+                    self.s.estimated = true;
+                }
+            }
+        }
     }
-    close(&mut current, &mut group, &mut s.ports);
-    s.ports.shrink_to_fit();
-    sources.sort_unstable_by_key(|e| e.0);
-    sources.dedup_by(|next, kept| {
+
+    fn close_port(&mut self) {
+        let Some(mut p) = self.current.take() else {
+            return;
+        };
+        if self.group_estimated {
+            let g = self.group_sketch.as_mut().expect("on");
+            p.sources = g.estimate().min(u32::MAX as u64) as u32;
+            g.clear();
+            self.group_estimated = false;
+        } else {
+            dedup(&mut self.group);
+            p.sources = self.group.len() as u32;
+            self.group.clear();
+        }
+        self.s.ports.push(p);
+    }
+
+    /// Folds the day's sources to one entry each; if they still fill more than half the room,
+    /// the day's distinct sources go to an estimate and the less active half is let go (a
+    /// spoofed flood's sources send one attempt each; a real scanner stays).
+    fn fold_sources(&mut self) {
+        fold_by_source(&mut self.sources);
+        let room = self.exact.sources;
+        if self.sources.len() <= room / 2 {
+            return;
+        }
+        if self.day_sketch.is_none() {
+            let mut d = Distinct::new();
+            self.sources.iter().for_each(|(a, _)| d.insert(a));
+            self.day_sketch = Some(d);
+        }
+        let keep = (room / 4).max(TOP);
+        if self.sources.len() > keep {
+            self.sources
+                .select_nth_unstable_by(keep, |a, b| b.1.cmp(&a.1));
+            self.sources.truncate(keep);
+        }
+        self.s.estimated = true;
+    }
+
+    pub fn finish(mut self) -> DayStats {
+        self.close_port();
+        let mut s = self.s;
+        s.ports.shrink_to_fit();
+        let mut sources = self.sources;
+        fold_by_source(&mut sources);
+        s.sources = match &self.day_sketch {
+            Some(d) => d.estimate(),
+            None => sources.len() as u64,
+        };
+        let by_count = |a: &(Addr, u64), b: &(Addr, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
+        if sources.len() > TOP {
+            sources.select_nth_unstable_by(TOP, by_count);
+            sources.truncate(TOP);
+        }
+        sources.sort_unstable_by(by_count);
+        // Ten kept of a row each: without this a kept day's figures would hold all its rows' room.
+        sources.shrink_to_fit();
+        s.top_sources = sources;
+        s
+    }
+}
+
+fn dedup(v: &mut Vec<Addr>) {
+    v.sort_unstable();
+    v.dedup();
+}
+
+/// One entry per source, its attempts summed.
+fn fold_by_source(v: &mut Vec<(Addr, u64)>) {
+    v.sort_unstable_by_key(|e| e.0);
+    v.dedup_by(|next, kept| {
         if next.0 == kept.0 {
             kept.1 = kept.1.saturating_add(next.1);
             true
@@ -434,17 +598,6 @@ pub fn day_stats<'a>(rows: impl Iterator<Item = &'a Row>) -> DayStats {
             false
         }
     });
-    s.sources = sources.len() as u64;
-    let by_count = |a: &(Addr, u64), b: &(Addr, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
-    if sources.len() > TOP {
-        sources.select_nth_unstable_by(TOP, by_count);
-        sources.truncate(TOP);
-    }
-    sources.sort_unstable_by(by_count);
-    // Ten kept of a row each: without this a kept day's figures would hold all its rows' room.
-    sources.shrink_to_fit();
-    s.top_sources = sources;
-    s
 }
 
 #[cfg(test)]
@@ -568,15 +721,76 @@ mod tests {
         assert_eq!(cold.view(&snap, &days[1..]).unwrap().len(), 17);
         let snap = cold.snapshot(Arc::new(live_rows(6))).unwrap();
         assert!(too_large(cold.view(&snap, &days[1..]).unwrap_err()));
-        // One day larger than the limit is refused before it is read whole.
+        // One day larger than the limit is refused before it is read whole; its figures
+        // stream instead, and nothing of it is kept.
         let mut small = Data::new(dir.clone(), 1000, 11);
         let snap = small.snapshot(Arc::new(LiveSummary::default())).unwrap();
-        let e = small
-            .day_stats(&snap, days[0], &Filter::default())
-            .unwrap_err();
-        assert!(too_large(e));
+        assert!(too_large(small.day_rows(&snap, days[0], 11).unwrap_err()));
+        let s = small.day_stats(&snap, days[0], &Filter::default()).unwrap();
+        assert_eq!(
+            (s.rows, s.attempts, s.sources, s.ports.len()),
+            (12, 12, 1, 12)
+        );
         assert_eq!(small.cached_rows(), 0);
+        // Files surely longer than the rows allowed (padded here with lines that are not rows:
+        // 30 rows allow 5 760 bytes, the padded day has about 5 300, the two 6 000) are refused
+        // before anything is read, and the period kept stays.
+        let padded = days[2] + 1;
+        let text = std::fs::read_to_string(days::path(&dir, days[2])).unwrap();
+        let junk = "#".repeat(100) + "\n";
+        std::fs::write(days::path(&dir, padded), text + &junk.repeat(45)).unwrap();
+        let mut data = Data::new(dir.clone(), 1000, 30);
+        let snap = data.snapshot(Arc::new(LiveSummary::default())).unwrap();
+        assert_eq!(data.view(&snap, &days[1..]).unwrap().len(), 12);
+        let kept = data.cached_rows();
+        assert!(too_large(data.view(&snap, &[days[2], padded]).unwrap_err()));
+        assert_eq!(data.cached_rows(), kept);
+        assert_eq!(data.view(&snap, &[padded]).unwrap().len(), 12);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A flood's day: `n` spoofed sources with one attempt each on port 23, a scanner with
+    /// many on port 22, in file order.
+    fn flood_rows(n: u32) -> Vec<Row> {
+        let mut rows: Vec<Row> = (0..n)
+            .map(|i| {
+                let mut r = row(23, 0, 1_000, 1);
+                r.key.src = Addr::v4((0x0a00_0000 + i).to_be_bytes());
+                r
+            })
+            .collect();
+        rows.push(row(22, 9, 1_000, 500));
+        rows.push(row(23, 9, 1_000, 400));
+        let order = RowOrder::new();
+        rows.sort_unstable_by(|a, b| order.keys(&a.key, &b.key));
+        rows
+    }
+
+    #[test]
+    fn figures_past_their_room_estimate_and_keep_the_loud_sources() {
+        let rows = flood_rows(200_000);
+        let exact = day_stats(rows.iter());
+        assert!(!exact.estimated);
+        let mut f = Figures::new(Exact {
+            group: 4096,
+            sources: 4096,
+        });
+        rows.iter().for_each(|r| f.push(r));
+        let est = f.finish();
+        assert!(est.estimated);
+        // Rows, attempts and the ports are counted, never estimated.
+        assert_eq!((est.rows, est.attempts), (exact.rows, exact.attempts));
+        assert_eq!(est.ports.len(), 2);
+        assert_eq!(est.ports[0].sources, 1);
+        let near = |e: u64, x: u64| (e as f64 - x as f64).abs() / (x as f64) < 0.04;
+        assert!(near(est.sources, exact.sources), "{}", est.sources);
+        assert!(near(
+            est.ports[1].sources as u64,
+            exact.ports[1].sources as u64
+        ));
+        // The scanner stays on top, with all its attempts.
+        assert_eq!(est.top_sources[0], (Addr::v4([203, 0, 113, 9]), 900));
+        assert_eq!(est.top_sources[0], exact.top_sources[0]);
     }
 
     #[test]

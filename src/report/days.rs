@@ -83,6 +83,16 @@ pub fn list(dir: &Path) -> io::Result<BTreeMap<i64, Stamp>> {
     Ok(days)
 }
 
+/// Longer than any row we write (IPv6 addresses, 20-digit times and count: 160 bytes), so a
+/// file longer than `limit` times this holds more than `limit` rows (or lines padded by hand).
+const MAX_ROW_BYTES: u64 = 192;
+
+/// Whether `len` bytes of day files surely hold more than `limit` rows: then they are refused
+/// before a byte is read.
+pub fn surely_more_rows(len: u64, limit: usize) -> bool {
+    len > (limit as u64).saturating_mul(MAX_ROW_BYTES)
+}
+
 /// The error of a read that would hold more than its `limit` of rows.
 pub fn too_many_rows(path: &Path, limit: usize) -> io::Error {
     io::Error::new(
@@ -96,6 +106,9 @@ pub fn too_many_rows(path: &Path, limit: usize) -> io::Error {
 /// `limit` lines is refused (`ErrorKind::FileTooLarge`) once that many are read, so a day
 /// swollen by a flood never takes more than `limit` rows of memory.
 pub fn read(path: &Path, len: u64, order: &RowOrder, limit: usize) -> io::Result<Vec<Row>> {
+    if surely_more_rows(len, limit) {
+        return Err(too_many_rows(path, limit));
+    }
     let mut f = File::open(path)?;
     let len = whole_lines(&mut f, len)?;
     f.seek(SeekFrom::Start(0))?;
@@ -140,7 +153,7 @@ pub fn sort_fold(rows: &mut Vec<Row>, order: &RowOrder) {
 }
 
 /// The length of the file's whole lines within its first `len` bytes.
-fn whole_lines(f: &mut File, len: u64) -> io::Result<u64> {
+pub(super) fn whole_lines(f: &mut File, len: u64) -> io::Result<u64> {
     let mut pos = len;
     let mut buf = vec![0u8; 4096];
     while pos > 0 {
@@ -249,6 +262,19 @@ impl DayCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_too_long_for_its_rows_is_refused_before_it_is_read() {
+        let path = std::env::temp_dir().join(format!("tsusen-days-{}.csv", std::process::id()));
+        let order = RowOrder::new();
+        // No line of it is a row: read, it gives none; its length alone refuses it for 10.
+        std::fs::write(&path, vec![b'x'; 10 * MAX_ROW_BYTES as usize + 1]).unwrap();
+        let len = fs::metadata(&path).unwrap().len();
+        assert_eq!(read(&path, len, &order, 11).unwrap().len(), 0);
+        let e = read(&path, len, &order, 10).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        let _ = fs::remove_file(&path);
+    }
 
     #[test]
     fn only_real_dates_in_the_exact_shape_are_days() {

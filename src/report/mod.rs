@@ -8,12 +8,14 @@
 //!
 //! - `live`: what the sensor shares (rows not yet in the files, counters).
 //! - `days`, `data`: day files read, merged and cached.
+//! - `bigday`, `sketch`: the figures of a day too large to read, streamed in fixed memory.
 //! - `query`, `api`, `trend`, `status`, `services`, `json`: the answers.
 //! - `http`: picoserve, limits, gzip; `page.html`: the page.
 //! - `put`: `PUT /YYYY-MM-DD.csv`, rows merged into a day's file.
 //! - `geoip`: countries and AS of sources; `tools`: tool labels kept in EVENTS_FILE.
 
 mod api;
+mod bigday;
 mod data;
 pub mod days;
 mod geoip;
@@ -23,6 +25,7 @@ mod put;
 mod query;
 pub mod serve_cmd;
 mod services;
+mod sketch;
 mod status;
 mod tools;
 mod trend;

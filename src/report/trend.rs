@@ -105,6 +105,7 @@ pub fn to_json(
     hidden: usize,
     rules: &Rules,
     live: bool,
+    estimated: &[String],
 ) -> String {
     let mut o = String::with_capacity(256 + series.len() * (40 + 6 * day_names.len()));
     o.push('{');
@@ -126,6 +127,16 @@ pub fn to_json(
     let _ = write!(o, "{hidden}");
     json::key(&mut o, &mut first, "live");
     o.push_str(if live { "true" } else { "false" });
+    // Days whose counts are estimates (too large to count exactly, see `data::Exact`).
+    json::key(&mut o, &mut first, "estimated");
+    o.push('[');
+    for (i, d) in estimated.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        json::string(&mut o, d);
+    }
+    o.push(']');
     json::key(&mut o, &mut first, "series");
     o.push('[');
     for (i, s) in series.iter().enumerate() {

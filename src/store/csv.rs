@@ -256,6 +256,8 @@ pub struct RowReader<R: BufRead> {
     record: Vec<u8>,
     ends: [usize; 16],
     line: u64,
+    /// Bytes taken from `input` so far: where the next line starts.
+    consumed: u64,
 }
 
 impl<R: BufRead> RowReader<R> {
@@ -266,7 +268,13 @@ impl<R: BufRead> RowReader<R> {
             record: vec![0; 1024],
             ends: [0; 16],
             line: 0,
+            consumed: 0,
         }
+    }
+
+    /// The offset from the input's start of the next line to be read.
+    pub fn position(&self) -> u64 {
+        self.consumed
     }
 
     /// Line number of the record last read (1-based).
@@ -284,6 +292,7 @@ impl<R: BufRead> RowReader<R> {
                 self.csv
                     .read_record(input, &mut self.record[out..], &mut self.ends[nend..]);
             self.input.consume(nin);
+            self.consumed += nin as u64;
             out += nout;
             nend += ne;
             match res {
