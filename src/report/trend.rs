@@ -8,7 +8,8 @@
 //!
 //! A spike is a last day far above the series' usual level, by the rule the `spike` event uses
 //! ([`crate::detect::spike::SpikeRule`], SPIKE_* settings), so page and event agree. Spiking
-//! series are always drawn: they are what the page is for.
+//! series are drawn past the cap of quiet ones, the loudest MAX_EXTRA_SPIKES of them: they
+//! are what the page is for.
 
 use super::data::DayStats;
 use super::services;
@@ -20,6 +21,10 @@ use std::fmt::Write;
 
 /// Series drawn at most; the rest are counted as hidden.
 pub const MAX_SERIES: usize = 40;
+/// Spiking series drawn past MAX_SERIES at most. A sweep of every port by many sources spikes
+/// on thousands of ports at once: drawing them all made an answer of hundreds of KiB and a
+/// chart that shows nothing. The loudest stay; the rest are counted as hidden.
+pub const MAX_EXTRA_SPIKES: usize = 20;
 pub struct Rules {
     pub threshold: u32,
     pub burst: u32,
@@ -80,11 +85,14 @@ pub fn series(days: &[&DayStats], rules: &Rules, draw_all: bool) -> (Vec<Series>
             .then(b.spike.cmp(&a.spike))
             .then((a.proto, a.port).cmp(&(b.proto, b.port)))
     });
-    // Keep the first MAX_SERIES and any spike beyond them: never lose a spike to the cap.
-    let mut i = 0;
+    // Keep the first MAX_SERIES and the loudest spikes beyond them: a spike is not lost to
+    // the cap unless there are more than MAX_EXTRA_SPIKES of them.
+    let (mut i, mut extra) = (0, 0);
     out.retain(|s| {
         i += 1;
-        i <= MAX_SERIES || s.spike
+        let spike = i > MAX_SERIES && s.spike && extra < MAX_EXTRA_SPIKES;
+        extra += spike as usize;
+        i <= MAX_SERIES || spike
     });
     let hidden = total - out.len();
     (out, hidden)
@@ -223,5 +231,32 @@ mod tests {
         assert!(s[0].spike && !s[1].spike && !s[2].spike);
         let (all, hidden) = series(&refs, &rules, true);
         assert_eq!((all.len(), hidden), (4, 0));
+    }
+
+    #[test]
+    fn spikes_past_the_cap_are_drawn_up_to_their_own_cap() {
+        let rules = Rules {
+            threshold: 2,
+            burst: 10,
+            spike: SpikeRule {
+                min_sources: 2,
+                ..SpikeRule::default()
+            },
+        };
+        // 30 steady ports drawn by tsusen's rule, then a sweep: 2 000 ports from nothing to
+        // 5 sources on the last day (and one to 500), each a spike.
+        let steady: Vec<(u16, u32)> = (1..=30).map(|p| (p, 50)).collect();
+        let mut last = steady.clone();
+        last.extend((1000..3000).map(|p| (p, 5)));
+        last.push((3000, 500));
+        let mut days: Vec<DayStats> = (0..6).map(|_| day(&steady)).collect();
+        days.push(day(&last));
+        let refs: Vec<&DayStats> = days.iter().collect();
+        let (s, hidden) = series(&refs, &rules, false);
+        assert_eq!(s.len(), MAX_SERIES + MAX_EXTRA_SPIKES);
+        assert_eq!(hidden, 30 + 2001 - s.len());
+        // The loudest spike leads; every spike past MAX_SERIES is drawn up to the cap.
+        assert_eq!((s[0].port, s[0].spike), (Some(3000), true));
+        assert!(s[MAX_SERIES..].iter().all(|x| x.spike));
     }
 }
