@@ -18,8 +18,10 @@ use crate::tables::{Row, RowOrder};
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Read buffers of one day in all, shared by its runs (each from 4 KiB to 64 KiB).
 const READ_BUDGET: usize = 256 * 1024;
@@ -41,18 +43,26 @@ pub fn figures(
     exact: Exact,
 ) -> io::Result<super::data::DayStats> {
     let context = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let len = match len {
+    // Every pass reads the file opened here: one the sensor renames over it meanwhile (a
+    // compaction) is not mixed in.
+    let (file, len) = match len {
         Some(len) => {
             let mut f = File::open(path).map_err(context)?;
-            days::whole_lines(&mut f, len).map_err(context)?
+            let len = days::whole_lines(&mut f, len).map_err(context)?;
+            (Some(Arc::new(f)), len)
         }
-        None => 0,
+        None => (None, 0),
     };
+    let file = file.as_ref();
     // Most large days are compacted: try the file as one run first.
-    if let Ok(stats) = merge(path, &[0, len], live, order, filter, exact).map_err(context)? {
+    if let Ok(stats) = merge(file, &[0, len], live, order, filter, exact).map_err(context)? {
         return Ok(stats);
     }
-    let mut starts = run_starts(path, len, order).map_err(context)?;
+    // (Live rows alone never come out of order: only a file's runs are checked.)
+    let Some(f) = file else {
+        return Err(io::Error::other("live rows out of order"));
+    };
+    let mut starts = run_starts(f, len, order).map_err(context)?;
     if starts.len() > MAX_RUNS {
         return Err(io::Error::new(
             io::ErrorKind::FileTooLarge,
@@ -63,15 +73,35 @@ pub fn figures(
         ));
     }
     starts.push(len);
-    merge(path, &starts, live, order, filter, exact)
+    merge(file, &starts, live, order, filter, exact)
         .map_err(context)?
         .map_err(|NotSorted| io::Error::other(format!("{}: changed while read", path.display())))
 }
 
+/// Bytes `at..end` of a file shared by several readers, each with its own position.
+struct Span {
+    file: Arc<File>,
+    at: u64,
+    end: u64,
+}
+
+impl Read for Span {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.end.saturating_sub(self.at) as usize);
+        let n = self.file.read_at(&mut buf[..n], self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
 /// Where each sorted run of the file's first `len` bytes starts.
-fn run_starts(path: &Path, len: u64, order: &RowOrder) -> io::Result<Vec<u64>> {
-    let f = File::open(path)?;
-    let mut reader = RowReader::new(BufReader::with_capacity(64 * 1024, f.take(len)));
+fn run_starts(file: &Arc<File>, len: u64, order: &RowOrder) -> io::Result<Vec<u64>> {
+    let span = Span {
+        file: file.clone(),
+        at: 0,
+        end: len,
+    };
+    let mut reader = RowReader::new(BufReader::with_capacity(64 * 1024, span));
     let mut starts = vec![0];
     let mut prev = None;
     loop {
@@ -93,7 +123,7 @@ fn run_starts(path: &Path, len: u64, order: &RowOrder) -> io::Result<Vec<u64>> {
 
 /// One run of the file: rows strictly in order, else `NotSorted`.
 struct Run {
-    reader: RowReader<BufReader<io::Take<File>>>,
+    reader: RowReader<BufReader<Span>>,
     prev: Option<crate::tables::Key>,
 }
 
@@ -121,7 +151,7 @@ impl Run {
 /// The figures of the runs between consecutive `bounds` merged with `live`, or `NotSorted`
 /// when a run is out of order.
 fn merge(
-    path: &Path,
+    file: Option<&Arc<File>>,
     bounds: &[u64],
     live: &[Row],
     order: &RowOrder,
@@ -132,14 +162,15 @@ fn merge(
     let runs_n = bounds.len() - 1;
     let buffer = (READ_BUDGET / runs_n.max(1)).clamp(4096, 64 * 1024);
     let mut runs = Vec::with_capacity(runs_n);
-    for w in bounds.windows(2) {
-        if w[1] <= w[0] {
-            continue;
-        }
-        let mut f = File::open(path)?;
-        f.seek(SeekFrom::Start(w[0]))?;
+    for w in bounds.windows(2).filter(|w| w[1] > w[0]) {
+        let Some(file) = file else { break };
+        let span = Span {
+            file: file.clone(),
+            at: w[0],
+            end: w[1],
+        };
         runs.push(Run {
-            reader: RowReader::new(BufReader::with_capacity(buffer, f.take(w[1] - w[0]))),
+            reader: RowReader::new(BufReader::with_capacity(buffer, span)),
             prev: None,
         });
     }
@@ -284,7 +315,8 @@ mod tests {
 
         // Today's: a base, runs appended, live rows.
         let len = write(&path, &[&a, &b, &c]);
-        assert_eq!(run_starts(&path, len, &order).unwrap().len(), 3);
+        let file = Arc::new(File::open(&path).unwrap());
+        assert_eq!(run_starts(&file, len, &order).unwrap().len(), 3);
         let s = figures(&path, Some(len), &live, &order, &none, Exact::ALL).unwrap();
         same(&s, &day_stats(all.iter()));
         // Live rows alone, and no file.
