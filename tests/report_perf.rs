@@ -555,8 +555,8 @@ fn wrk_report_cache_rows() {
 /// A flood's day on a router: the figures of a day far larger than REPORT_REQUEST_ROWS stream
 /// from its file, in fixed memory. Two flooded days of spoofed SYNs to port 23 next to 8
 /// ordinary ones: a compacted day of 3 M rows, and "today" of 2 M rows in 20 appended runs.
-/// `tsusen serve` with the 128 MiB router's values draws the chart and the summaries; the
-/// estimates are checked against the exact counts.
+/// `tsusen serve` with the 128 MiB router's values draws the chart and the summaries (the
+/// estimates are checked against the exact counts) and pages the details.
 #[test]
 #[ignore]
 fn a_flooded_day() {
@@ -684,6 +684,28 @@ fn a_flooded_day() {
             vm_hwm_mib(pid)
         );
         assert!(off(sources, all).abs() < 4.0 && off(port23, telnet).abs() < 4.0);
+    }
+    // The details stream too: the loudest rows of a flooded day, and of the whole period.
+    for (label, path) in [
+        (
+            "details of the compacted day by count",
+            format!(
+                "/api/attempts?from={0}&to={0}&sort=count",
+                date_of(DAY0 + 8)
+            ),
+        ),
+        (
+            "details of the 10 days (default page)",
+            "/api/attempts".to_string(),
+        ),
+    ] {
+        let (a, took) = fetch(&path);
+        println!(
+            "  {label}: {} rows, in {:.0} ms; VmHWM {:.1} MiB",
+            a["total"].num(),
+            took.as_secs_f64() * 1e3,
+            vm_hwm_mib(pid)
+        );
     }
     // SAFETY: signalling the child we started, by its pid.
     unsafe {

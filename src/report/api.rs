@@ -288,21 +288,78 @@ impl Report {
         if let Some(a) = self.kept(&cache_key, &key) {
             return Ok(a);
         }
-        let view = data.view(&snap, &days)?;
-        drop(data);
-
-        let mut rows: Vec<&Row> = view.iter().filter(|r| filter.matches(r)).collect();
-        let total = rows.len();
-        let attempts: u64 = rows.iter().map(|r| r.count).sum();
-        let start = (page - 1).saturating_mul(size).min(total);
-        let end = start.saturating_add(size).min(total);
-        let cmp = |a: &&Row, b: &&Row| {
+        let order = |a: &Row, b: &Row| {
             let c = column.compare(a, b, &self.rank);
             let c = if desc { c.reverse() } else { c };
             // Ties in file order, so that pages never overlap or skip.
             c.then_with(|| key_order(a, b, &self.rank))
         };
-        if column.of_source() {
+        let cmp = |a: &&Row, b: &&Row| order(a, b);
+        let view = match data.view(&snap, &days) {
+            Ok(view) => Some(view),
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => None,
+            Err(e) => return Err(e.into()),
+        };
+        let streamed;
+        let (mut rows, total, attempts): (Vec<&Row>, usize, u64) = match &view {
+            Some(view) => {
+                drop(data);
+                let rows: Vec<&Row> = view.iter().filter(|r| filter.matches(r)).collect();
+                let attempts = rows.iter().map(|r| r.count).sum();
+                let total = rows.len();
+                (rows, total, attempts)
+            }
+            None => {
+                // Too large to read: the rows stream through, and only those up to the page's
+                // end, in the order asked for, are held.
+                let too_large = "the period holds more rows than one request may read \
+                                 (REPORT_REQUEST_ROWS)";
+                if column.of_source() {
+                    return Err(Refusal(
+                        400,
+                        format!(
+                            "sort: {} needs a lookup for every row and {too_large}: ask for \
+                             fewer days or sort by another column",
+                            column.name()
+                        ),
+                    ));
+                }
+                let keep = page.saturating_mul(size);
+                let deepest = data.request_rows() / STREAM_DEPTH_SHARE;
+                if keep > deepest {
+                    return Err(Refusal(
+                        400,
+                        format!(
+                            "page: {too_large}, and pages are kept to the first {deepest} \
+                             rows of its order: ask for fewer days or an earlier page"
+                        ),
+                    ));
+                }
+                streamed = data
+                    .stream_period(
+                        &snap,
+                        &days,
+                        || Top::new(keep),
+                        |t, r| {
+                            if filter.matches(r) {
+                                t.push(r, order)
+                            }
+                        },
+                    )?
+                    .finish(order);
+                drop(data);
+                (
+                    streamed.rows.iter().collect(),
+                    streamed.total,
+                    streamed.attempts,
+                )
+            }
+        };
+        let start = (page - 1).saturating_mul(size).min(total);
+        let end = start.saturating_add(size).min(total);
+        if view.is_none() {
+            // Streamed: in order already.
+        } else if column.of_source() {
             // One lookup per row, not per comparison; bounded, as lookups cost a microsecond.
             if total > SOURCE_SORT_MAX_ROWS {
                 return Err(Refusal(
@@ -578,6 +635,53 @@ fn row_json(o: &mut String, r: &Row) {
 
 /// Rows of a view sorted on a source column at most (a lookup each: about a second's work).
 const SOURCE_SORT_MAX_ROWS: usize = 500_000;
+/// A period too large to read streams, holding the rows up to the page's end; at most this
+/// share of REPORT_REQUEST_ROWS of them (twice that while they are picked).
+const STREAM_DEPTH_SHARE: usize = 8;
+
+/// The first `keep` rows in an order, of rows given one at a time, with the count and
+/// attempts of them all.
+struct Top {
+    rows: Vec<Row>,
+    keep: usize,
+    total: usize,
+    attempts: u64,
+}
+
+impl Top {
+    fn new(keep: usize) -> Top {
+        Top {
+            rows: Vec::new(),
+            keep: keep.max(1),
+            total: 0,
+            attempts: 0,
+        }
+    }
+
+    fn push(&mut self, r: &Row, order: impl Fn(&Row, &Row) -> Ordering) {
+        self.total += 1;
+        self.attempts = self.attempts.saturating_add(r.count);
+        self.rows.push(*r);
+        if self.rows.len() >= 2 * self.keep {
+            self.cut(&order);
+        }
+    }
+
+    /// Keeps the first `keep` (in no order among themselves).
+    fn cut(&mut self, order: impl Fn(&Row, &Row) -> Ordering) {
+        if self.rows.len() > self.keep {
+            self.rows.select_nth_unstable_by(self.keep - 1, &order);
+            self.rows.truncate(self.keep);
+        }
+    }
+
+    /// The first `keep`, in order.
+    fn finish(mut self, order: impl Fn(&Row, &Row) -> Ordering) -> Top {
+        self.cut(&order);
+        self.rows.sort_unstable_by(&order);
+        self
+    }
+}
 
 /// What a source column sorts on: a country code or AS number packed in an integer, or a tool
 /// name; unknown first.

@@ -1,15 +1,17 @@
-//! The figures of a day too large to read whole (more rows than REPORT_REQUEST_ROWS), for the
-//! trendlines and the summary, in fixed memory: the rows stream from the file through the
-//! figures and are never held. A flooded day is the day the chart matters most, and on a
-//! router it is also the one that does not fit.
+//! Days too large to read whole (more rows than REPORT_REQUEST_ROWS), streamed in fixed
+//! memory: their rows pass from the files through what the answer needs (a day's figures for
+//! the trendlines and the summary, one page of the details) and are never held. A flooded day
+//! is the day the chart matters most, and on a router it is also the one that does not fit.
 //!
-//! The figures need the rows in file order, one per key. A compacted day (every day but today)
-//! is one sorted run and streams in one pass. Today's file is its base followed by the sorted
-//! runs of the flushes since: a first pass finds where each run starts, and a k-way merge of
-//! the runs (and the live rows) gives the order, with read buffers of a fixed budget shared
-//! by the runs, as the sensor's own compaction does.
+//! The answers need the rows in file order, one per key. A compacted day (every day but today)
+//! is one sorted run. Today's file is its base followed by the sorted runs of the flushes
+//! since. So the period streams first as if each file were one run; a file found out of order
+//! has its runs found by a pass of its own and the stream starts over. One k-way merge of all
+//! the runs and live rows of the period gives the order, with read buffers of a fixed budget
+//! shared by the runs, as the sensor's own compaction does; rows of one key fold into one,
+//! across days too, as the period's merge in memory does.
 
-use super::data::{Exact, Figures};
+use super::data::{self, Exact, Figures};
 use super::days;
 use super::query::Filter;
 use crate::proto::SortRank;
@@ -20,62 +22,117 @@ use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Read buffers of one day in all, shared by its runs (each from 4 KiB to 64 KiB).
+/// Read buffers of one stream in all, shared by its runs (each from 4 KiB to 64 KiB).
 const READ_BUDGET: usize = 256 * 1024;
-/// Runs merged at most. The sensor compacts a day file before it holds 128 runs; a file with
-/// more was written by something else, in no order, and is refused as too large.
-const MAX_RUNS: usize = 256;
+/// Runs merged at most (each day's file is one at least): a year of compacted days and today's
+/// file, which the sensor compacts before it holds 128 runs. A file in many more was written
+/// by something else, in no order, and is refused as too large.
+const MAX_RUNS: usize = 512;
 
-/// A source of rows out of order: the run ends there.
-struct NotSorted;
+/// Run `run` of the stream came out of order.
+struct NotSorted(usize);
 
-/// The figures of the day in `path` (its first `len` bytes; `None`: no file) and its live
-/// rows (sorted, one per key), of the rows that `filter` keeps.
+/// One day of a stream: its file (the first `len` bytes as listed; `None`: no file) and its
+/// live rows (sorted, one per key).
+pub struct Day {
+    pub path: PathBuf,
+    pub len: Option<u64>,
+    pub live: Arc<Vec<Row>>,
+}
+
+/// A day's file as streamed: opened once, so that every pass reads the same file even if the
+/// sensor renames a compacted one over it meanwhile, and the bounds of its runs.
+struct Opened {
+    path: PathBuf,
+    file: Arc<File>,
+    bounds: Vec<u64>,
+    /// Its runs were found by a pass: out of order now means it changed.
+    split: bool,
+}
+
+/// The rows of `days` merged per key in file order, each given to `push` on what `start`
+/// made; what comes back is what `push` made of them all.
+pub fn stream<S>(
+    days: &[Day],
+    order: &RowOrder,
+    mut start: impl FnMut() -> S,
+    mut push: impl FnMut(&mut S, &Row),
+) -> io::Result<S> {
+    let context =
+        |p: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
+    let mut files = Vec::new();
+    for d in days {
+        if let Some(len) = d.len {
+            let mut f = File::open(&d.path).map_err(|e| context(&d.path, e))?;
+            let len = days::whole_lines(&mut f, len).map_err(|e| context(&d.path, e))?;
+            files.push(Opened {
+                path: d.path.clone(),
+                file: Arc::new(f),
+                bounds: vec![0, len],
+                split: false,
+            });
+        }
+    }
+    let live: Vec<&[Row]> = days.iter().map(|d| d.live.as_slice()).collect();
+    loop {
+        let mut sink = start();
+        let Err(NotSorted(run)) = merge(&files, &live, order, &mut sink, &mut push)? else {
+            return Ok(sink);
+        };
+        // The file that run belongs to has several: find them, and start over.
+        let mut i = 0;
+        let mut left = run;
+        while left >= files[i].bounds.len() - 1 {
+            left -= files[i].bounds.len() - 1;
+            i += 1;
+        }
+        let f = &mut files[i];
+        if f.split {
+            return Err(io::Error::other(format!(
+                "{}: changed while read",
+                f.path.display()
+            )));
+        }
+        let len = *f.bounds.last().expect("bounds end with the length");
+        let mut bounds = run_starts(&f.file, len, order).map_err(|e| context(&f.path, e))?;
+        bounds.push(len);
+        f.bounds = bounds;
+        f.split = true;
+        let runs: usize = files.iter().map(|f| f.bounds.len() - 1).sum();
+        if runs > MAX_RUNS {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!(
+                    "{}: too large to read whole, and in more than {MAX_RUNS} sorted runs \
+                     with the rest of the period",
+                    files[i].path.display()
+                ),
+            ));
+        }
+    }
+}
+
+/// The figures of one day streamed, of the rows that `filter` keeps.
 pub fn figures(
-    path: &Path,
-    len: Option<u64>,
-    live: &[Row],
+    day: &Day,
     order: &RowOrder,
     filter: &Filter,
     exact: Exact,
-) -> io::Result<super::data::DayStats> {
-    let context = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    // Every pass reads the file opened here: one the sensor renames over it meanwhile (a
-    // compaction) is not mixed in.
-    let (file, len) = match len {
-        Some(len) => {
-            let mut f = File::open(path).map_err(context)?;
-            let len = days::whole_lines(&mut f, len).map_err(context)?;
-            (Some(Arc::new(f)), len)
-        }
-        None => (None, 0),
-    };
-    let file = file.as_ref();
-    // Most large days are compacted: try the file as one run first.
-    if let Ok(stats) = merge(file, &[0, len], live, order, filter, exact).map_err(context)? {
-        return Ok(stats);
-    }
-    // (Live rows alone never come out of order: only a file's runs are checked.)
-    let Some(f) = file else {
-        return Err(io::Error::other("live rows out of order"));
-    };
-    let mut starts = run_starts(f, len, order).map_err(context)?;
-    if starts.len() > MAX_RUNS {
-        return Err(io::Error::new(
-            io::ErrorKind::FileTooLarge,
-            format!(
-                "{}: too large to read whole, and in more than {MAX_RUNS} sorted runs",
-                path.display()
-            ),
-        ));
-    }
-    starts.push(len);
-    merge(file, &starts, live, order, filter, exact)
-        .map_err(context)?
-        .map_err(|NotSorted| io::Error::other(format!("{}: changed while read", path.display())))
+) -> io::Result<data::DayStats> {
+    let figures = stream(
+        std::slice::from_ref(day),
+        order,
+        || Figures::new(exact),
+        |f, r| {
+            if filter.matches(r) {
+                f.push(r)
+            }
+        },
+    )?;
+    Ok(figures.finish())
 }
 
 /// Bytes `at..end` of a file shared by several readers, each with its own position.
@@ -123,6 +180,8 @@ fn run_starts(file: &Arc<File>, len: u64, order: &RowOrder) -> io::Result<Vec<u6
 
 /// One run of the file: rows strictly in order, else `NotSorted`.
 struct Run {
+    /// Its number in the stream, for `NotSorted`.
+    index: usize,
     reader: RowReader<BufReader<Span>>,
     prev: Option<crate::tables::Key>,
 }
@@ -138,7 +197,7 @@ impl Run {
                         .prev
                         .is_some_and(|p| order.keys(&p, &row.key) != Ordering::Less)
                     {
-                        return Ok(Err(NotSorted));
+                        return Ok(Err(NotSorted(self.index)));
                     }
                     self.prev = Some(row.key);
                     return Ok(Ok(Some(row)));
@@ -148,83 +207,82 @@ impl Run {
     }
 }
 
-/// The figures of the runs between consecutive `bounds` merged with `live`, or `NotSorted`
-/// when a run is out of order.
-fn merge(
-    file: Option<&Arc<File>>,
-    bounds: &[u64],
-    live: &[Row],
+/// One pass of the stream: every run of `files` and every slice of `live`, merged.
+fn merge<S>(
+    files: &[Opened],
+    live: &[&[Row]],
     order: &RowOrder,
-    filter: &Filter,
-    exact: Exact,
-) -> io::Result<Result<super::data::DayStats, NotSorted>> {
+    sink: &mut S,
+    push: &mut impl FnMut(&mut S, &Row),
+) -> io::Result<Result<(), NotSorted>> {
     let rank = SortRank::new();
-    let runs_n = bounds.len() - 1;
+    let runs_n: usize = files.iter().map(|f| f.bounds.len() - 1).sum();
     let buffer = (READ_BUDGET / runs_n.max(1)).clamp(4096, 64 * 1024);
     let mut runs = Vec::with_capacity(runs_n);
-    for w in bounds.windows(2).filter(|w| w[1] > w[0]) {
-        let Some(file) = file else { break };
-        let span = Span {
-            file: file.clone(),
-            at: w[0],
-            end: w[1],
-        };
-        runs.push(Run {
-            reader: RowReader::new(BufReader::with_capacity(buffer, span)),
-            prev: None,
-        });
-    }
-    // Heads of every source: the runs, then the live rows as the last.
-    let live_at = runs.len();
-    let mut live_rows = live.iter();
-    let mut heads: Vec<Option<Row>> = Vec::with_capacity(runs.len() + 1);
-    for r in runs.iter_mut() {
-        match r.next(order)? {
-            Ok(h) => heads.push(h),
-            Err(NotSorted) => return Ok(Err(NotSorted)),
+    for f in files {
+        for w in f.bounds.windows(2) {
+            // An empty run (an empty file) still counts, so run numbers map to files.
+            let span = Span {
+                file: f.file.clone(),
+                at: w[0],
+                end: w[1],
+            };
+            runs.push(Run {
+                index: runs.len(),
+                reader: RowReader::new(BufReader::with_capacity(buffer, span)),
+                prev: None,
+            });
         }
     }
-    heads.push(live_rows.next().copied());
-    let key = |r: &Row| super::data::sort_key(&rank, &r.key);
-    let mut heap: BinaryHeap<Reverse<(super::data::SortKey, usize)>> = heads
-        .iter()
-        .enumerate()
-        .filter_map(|(i, h)| h.as_ref().map(|r| Reverse((key(r), i))))
-        .collect();
-    let mut figures = Figures::new(exact);
+    // Sources: the runs, then the live slices.
+    let mut live_rows: Vec<std::slice::Iter<'_, Row>> = live.iter().map(|l| l.iter()).collect();
+    let n = runs.len();
+    let mut next_of =
+        |i: usize, runs: &mut Vec<Run>| -> io::Result<Result<Option<Row>, NotSorted>> {
+            if i < n {
+                runs[i].next(order)
+            } else {
+                Ok(Ok(live_rows[i - n].next().copied()))
+            }
+        };
+    let key = |r: &Row| data::sort_key(&rank, &r.key);
+    let mut heads: Vec<Option<Row>> = Vec::with_capacity(n + live.len());
+    let mut heap: BinaryHeap<Reverse<(data::SortKey, usize)>> = BinaryHeap::new();
+    for i in 0..n + live.len() {
+        let h = match next_of(i, &mut runs)? {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Some(r) = &h {
+            heap.push(Reverse((key(r), i)));
+        }
+        heads.push(h);
+    }
     let mut pending: Option<Row> = None;
     while let Some(Reverse((_, i))) = heap.pop() {
         let row = heads[i].take().expect("a head in the heap");
-        let next = if i == live_at {
-            live_rows.next().copied()
-        } else {
-            match runs[i].next(order)? {
-                Ok(n) => n,
-                Err(NotSorted) => return Ok(Err(NotSorted)),
+        match next_of(i, &mut runs)? {
+            Ok(Some(r)) => {
+                heap.push(Reverse((key(&r), i)));
+                heads[i] = Some(r);
             }
-        };
-        if let Some(n) = next {
-            heap.push(Reverse((key(&n), i)));
-            heads[i] = Some(n);
+            Ok(None) => {}
+            Err(e) => return Ok(Err(e)),
         }
-        // Rows of one key from several runs fold into one.
+        // Rows of one key from several runs or days fold into one.
         match pending.as_mut() {
             Some(p) if p.key == row.key => p.merge(&row),
             _ => {
                 if let Some(p) = pending.replace(row) {
-                    if filter.matches(&p) {
-                        figures.push(&p);
-                    }
+                    push(sink, &p);
                 }
             }
         }
     }
     if let Some(p) = pending {
-        if filter.matches(&p) {
-            figures.push(&p);
-        }
+        push(sink, &p);
     }
-    Ok(Ok(figures.finish()))
+    Ok(Ok(()))
 }
 
 #[cfg(test)]
@@ -282,6 +340,14 @@ mod tests {
         bytes.len() as u64
     }
 
+    fn day(path: &Path, len: Option<u64>, live: &[Row]) -> Day {
+        Day {
+            path: path.to_owned(),
+            len,
+            live: Arc::new(live.to_vec()),
+        }
+    }
+
     fn same(a: &super::super::data::DayStats, b: &super::super::data::DayStats) {
         assert_eq!(
             (a.rows, a.attempts, a.sources, &a.ports, &a.top_sources),
@@ -309,7 +375,7 @@ mod tests {
 
         // Compacted: one run.
         let len = write(&path, &[&all]);
-        let s = figures(&path, Some(len), &[], &order, &none, Exact::ALL).unwrap();
+        let s = figures(&day(&path, Some(len), &[]), &order, &none, Exact::ALL).unwrap();
         same(&s, &day_stats(all.iter()));
         assert!(!s.estimated);
 
@@ -317,21 +383,21 @@ mod tests {
         let len = write(&path, &[&a, &b, &c]);
         let file = Arc::new(File::open(&path).unwrap());
         assert_eq!(run_starts(&file, len, &order).unwrap().len(), 3);
-        let s = figures(&path, Some(len), &live, &order, &none, Exact::ALL).unwrap();
+        let s = figures(&day(&path, Some(len), &live), &order, &none, Exact::ALL).unwrap();
         same(&s, &day_stats(all.iter()));
         // Live rows alone, and no file.
-        let s = figures(&path, None, &live, &order, &none, Exact::ALL).unwrap();
+        let s = figures(&day(&path, None, &live), &order, &none, Exact::ALL).unwrap();
         same(&s, &day_stats(live.iter()));
 
         // A filter sees merged rows.
         let q = Query::parse("port=22").unwrap();
         let f = Filter::from_query(&q).unwrap();
-        let s = figures(&path, Some(len), &live, &order, &f, Exact::ALL).unwrap();
+        let s = figures(&day(&path, Some(len), &live), &order, &f, Exact::ALL).unwrap();
         same(&s, &day_stats(all.iter().filter(|r| f.matches(r))));
 
         // A line being appended is left for the next read.
         let cut = merge(&[&a, &b, &c[..c.len() - 1]], &rank);
-        let s = figures(&path, Some(len - 3), &[], &order, &none, Exact::ALL).unwrap();
+        let s = figures(&day(&path, Some(len - 3), &[]), &order, &none, Exact::ALL).unwrap();
         same(&s, &day_stats(cut.iter()));
 
         // Little room: counted figures stay exact, distinct sources are estimated.
@@ -339,7 +405,7 @@ mod tests {
             group: 64,
             sources: 64,
         };
-        let s = figures(&path, Some(len), &live, &order, &none, small).unwrap();
+        let s = figures(&day(&path, Some(len), &live), &order, &none, small).unwrap();
         let x = day_stats(all.iter());
         assert!(s.estimated);
         assert_eq!(
@@ -348,11 +414,23 @@ mod tests {
         );
         assert!((s.sources as f64 - x.sources as f64).abs() < 0.05 * x.sources as f64);
 
+        // A period: a compacted day before a day of runs with live rows; keys of both days
+        // fold into one row, as the merge in memory folds them.
+        let before = dir.join("2024-03-04.csv");
+        let before_rows = part(1000..3500, base - 86_400, &order);
+        let before_len = write(&before, &[&before_rows]);
+        let period = [
+            day(&before, Some(before_len), &[]),
+            day(&path, Some(len), &live),
+        ];
+        let rows = stream(&period, &order, Vec::new, |v, r| v.push(*r)).unwrap();
+        assert!(rows == merge(&[&before_rows, &a, &b, &c, &live], &rank));
+
         // Rows in no order at all (not a file of ours) are refused, not sorted in memory.
         let mut backwards = all.clone();
         backwards.reverse();
-        let len = write(&path, &[&backwards[..400]]);
-        let e = figures(&path, Some(len), &[], &order, &none, Exact::ALL).unwrap_err();
+        let len = write(&path, &[&backwards]);
+        let e = figures(&day(&path, Some(len), &[]), &order, &none, Exact::ALL).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
         let _ = std::fs::remove_dir_all(&dir);
     }

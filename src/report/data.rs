@@ -7,7 +7,8 @@
 //! What is kept between requests is bounded by REPORT_CACHE_ROWS (`budget`): the days' rows
 //! and the merged period together hold at most that many rows, and the days' figures at most
 //! `STATS_BYTES_PER_ROW` bytes per row of it. A period or a day larger than what is left is
-//! built for its request and dropped afterwards.
+//! built for its request and dropped afterwards. One with more rows than REPORT_REQUEST_ROWS
+//! is not read into memory at all: `bigday` streams it.
 
 use super::bigday;
 use super::days::{self, DayCache, Stamp};
@@ -247,6 +248,33 @@ impl Data {
         })
     }
 
+    /// REPORT_REQUEST_ROWS.
+    pub fn request_rows(&self) -> usize {
+        self.request_rows
+    }
+
+    /// The period's rows merged per key, streamed (see `bigday`): for a period too large to
+    /// read.
+    pub fn stream_period<S>(
+        &self,
+        snap: &Snapshot,
+        period: &[i64],
+        start: impl FnMut() -> S,
+        push: impl FnMut(&mut S, &Row),
+    ) -> io::Result<S> {
+        let days: Vec<bigday::Day> = period.iter().map(|&d| self.stream_day(snap, d)).collect();
+        bigday::stream(&days, &self.order, start, push)
+    }
+
+    /// A day as `bigday` streams it.
+    pub fn stream_day(&self, snap: &Snapshot, day: i64) -> bigday::Day {
+        bigday::Day {
+            path: days::path(&self.dir, day),
+            len: snap.files.get(&day).map(|s| s.len),
+            live: snap.live_days.get(&day).cloned().unwrap_or_default(),
+        }
+    }
+
     /// What answers about `period` depend on.
     pub fn period_key(snap: &Snapshot, period: &[i64]) -> PeriodKey {
         period
@@ -330,20 +358,15 @@ impl Data {
         }
         let stats = match self.day_rows(snap, day, self.request_rows) {
             Ok(rows) => day_stats(rows.iter().filter(|r| filter.matches(r))),
-            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
-                let live = snap.live_days.get(&day).cloned().unwrap_or_default();
-                bigday::figures(
-                    &days::path(&self.dir, day),
-                    snap.files.get(&day).map(|s| s.len),
-                    &live,
-                    &self.order,
-                    filter,
-                    Exact {
-                        group: self.request_rows / EXACT_SHARE,
-                        sources: self.request_rows / EXACT_SHARE,
-                    },
-                )?
-            }
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => bigday::figures(
+                &self.stream_day(snap, day),
+                &self.order,
+                filter,
+                Exact {
+                    group: self.request_rows / EXACT_SHARE,
+                    sources: self.request_rows / EXACT_SHARE,
+                },
+            )?,
             Err(e) => return Err(e),
         };
         let stats = Arc::new(stats);
