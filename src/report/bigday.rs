@@ -298,7 +298,8 @@ mod tests {
         Row {
             key: Key {
                 proto,
-                port: (proto != 1).then_some(port),
+                // Only protocols with ports have one in a file.
+                port: matches!(proto, 6 | 17).then_some(port),
                 dst: Addr::v4([198, 51, 100, dst]),
                 src: Addr::v4(src.to_be_bytes()),
             },
@@ -353,6 +354,98 @@ mod tests {
             (a.rows, a.attempts, a.sources, &a.ports, &a.top_sources),
             (b.rows, b.attempts, b.sources, &b.ports, &b.top_sources)
         );
+    }
+
+    /// Random periods of random runs, with lines that are not rows among them, stream into
+    /// the rows of their merge in memory.
+    #[test]
+    fn random_runs_stream_as_their_merge() {
+        let order = RowOrder::new();
+        let rank = SortRank::new();
+        let dir = std::env::temp_dir().join(format!("tsusen-bigday-r-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Sorted in file order, one row per key, as a run is.
+        let sorted = |mut v: Vec<Row>| {
+            v.sort_unstable_by(|a, b| order.keys(&a.key, &b.key));
+            merge(&[&v], &rank)
+        };
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n.max(1)
+        };
+        for round in 0..40 {
+            let mut period = Vec::new();
+            let mut all: Vec<Vec<Row>> = Vec::new();
+            for d in 0..1 + rand(3) {
+                let path = dir.join(format!("2024-03-0{}.csv", d + 1));
+                let runs = rand(5);
+                let mut text =
+                    b"proto dst_port dst_ip src_ip first_seen last_seen count\n".to_vec();
+                for _ in 0..runs {
+                    let run: Vec<Row> = (0..rand(60))
+                        .map(|_| {
+                            let proto = [6, 17, 1, 47][rand(4) as usize];
+                            let (port, dst, src) = (rand(9) as u16, rand(3) as u8, rand(40) as u32);
+                            row(
+                                proto,
+                                port,
+                                dst,
+                                src,
+                                1_709_251_200 + rand(80_000) as i64,
+                                1 + rand(3),
+                            )
+                        })
+                        .collect();
+                    let run = sorted(run);
+                    // Rows, and now and then a line that is not one.
+                    let mut w = RowWriter::new(Vec::new());
+                    for r in &run {
+                        w.row(r).unwrap();
+                    }
+                    for line in w.into_inner().split_inclusive(|&b| b == b'\n') {
+                        text.extend_from_slice(line);
+                        if rand(12) == 0 {
+                            text.extend_from_slice(b"TCP not a row\n");
+                        }
+                    }
+                    all.push(run);
+                }
+                let len = if runs == 0 && rand(2) == 0 {
+                    None
+                } else {
+                    std::fs::write(&path, &text).unwrap();
+                    Some(text.len() as u64)
+                };
+                let live: Vec<Row> = (0..rand(20))
+                    .map(|_| {
+                        row(
+                            6,
+                            rand(9) as u16,
+                            rand(3) as u8,
+                            rand(40) as u32,
+                            1_709_300_000,
+                            1,
+                        )
+                    })
+                    .collect();
+                let live = sorted(live);
+                all.push(live.clone());
+                period.push(day(&path, len, &live));
+            }
+            let parts: Vec<&[Row]> = all.iter().map(|v| v.as_slice()).collect();
+            let rows = stream(&period, &order, Vec::new, |v, r| v.push(*r)).unwrap();
+            let want = merge(&parts, &rank);
+            assert!(
+                rows == want,
+                "round {round}: {} rows, not {}",
+                rows.len(),
+                want.len()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
