@@ -707,6 +707,29 @@ fn a_flooded_day() {
             vm_hwm_mib(pid)
         );
     }
+    // A stream runs without the data lock: an ordinary day's summary meanwhile waits for no
+    // more than its own work.
+    let long = std::thread::spawn(move || {
+        let t = Instant::now();
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+        write!(
+            c,
+            "GET /api/attempts?sort=first HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        assert_eq!(read_response(&mut c).status, 200);
+        t.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, meanwhile) = fetch(&format!("/api/summary?day={}", date_of(DAY0 + 3)));
+    let long = long.join().unwrap();
+    println!(
+        "  an ordinary day's summary while the 10 days' details stream ({:.0} ms): {:.0} ms",
+        long.as_secs_f64() * 1e3,
+        meanwhile.as_secs_f64() * 1e3
+    );
+    assert!(meanwhile < long / 2);
     // SAFETY: signalling the child we started, by its pid.
     unsafe {
         libc::kill(pid as i32, libc::SIGTERM);

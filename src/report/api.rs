@@ -1,6 +1,7 @@
 //! The JSON answers and the metrics, each a plain function of the query string. They run on a
 //! blocking thread (see `http`), so a merge of a million rows never stalls the connections.
 
+use super::bigday;
 use super::data::{Data, DayStats, PeriodKey, Snapshot, TOP};
 use super::days::date_text;
 use super::geoip::Geo;
@@ -11,7 +12,7 @@ use super::tools::{self, EventTools, Labels};
 use super::trend::{self, Rules};
 use crate::json;
 use crate::proto::{self, SortRank};
-use crate::tables::Row;
+use crate::tables::{Row, RowOrder};
 use std::cmp::Ordering;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -186,6 +187,28 @@ impl Report {
         self.answers().keep(query, key, answer);
     }
 
+    /// A day's figures. A day too large to read streams with the data lock given back, so
+    /// that other answers need not wait for it; the lock is taken again after.
+    fn day_figures<'a>(
+        &'a self,
+        data: std::sync::MutexGuard<'a, Data>,
+        snap: &Snapshot,
+        day: i64,
+        filter: &Filter,
+    ) -> Result<(std::sync::MutexGuard<'a, Data>, Arc<DayStats>), Refusal> {
+        let mut data = data;
+        match data.day_stats_or_stream(snap, day, filter)? {
+            Ok(stats) => Ok((data, stats)),
+            Err(stream) => {
+                drop(data);
+                let stats = stream.run(filter)?;
+                let mut data = self.data();
+                data.keep_streamed(&stream, filter, stats.clone());
+                Ok((data, stats))
+            }
+        }
+    }
+
     /// Waits for fresh live figures first (never while holding the data lock), then takes the
     /// lock.
     fn data_and_snapshot(&self) -> Result<(std::sync::MutexGuard<'_, Data>, Snapshot), Refusal> {
@@ -233,7 +256,9 @@ impl Report {
         }
         let mut stats: Vec<Arc<DayStats>> = Vec::with_capacity(days.len());
         for &d in &days {
-            stats.push(data.day_stats(&snap, d, &filter)?);
+            let (again, s) = self.day_figures(data, &snap, d, &filter)?;
+            data = again;
+            stats.push(s);
         }
         drop(data);
         let rules = Rules {
@@ -335,19 +360,20 @@ impl Report {
                         ),
                     ));
                 }
-                streamed = data
-                    .stream_period(
-                        &snap,
-                        &days,
-                        || Top::new(keep),
-                        |t, r| {
-                            if filter.matches(r) {
-                                t.push(r, order)
-                            }
-                        },
-                    )?
-                    .finish(order);
+                let stream = data.stream_days(&snap, &days);
+                // Other answers need not wait for a stream of seconds.
                 drop(data);
+                streamed = bigday::stream(
+                    &stream,
+                    &RowOrder::new(),
+                    || Top::new(keep),
+                    |t, r| {
+                        if filter.matches(r) {
+                            t.push(r, order)
+                        }
+                    },
+                )?
+                .finish(order);
                 (
                     streamed.rows.iter().collect(),
                     streamed.total,
@@ -462,7 +488,11 @@ impl Report {
             None => all.last().copied(),
         };
         let stats = match day {
-            Some(d) => data.day_stats(&snap, d, &Filter::default())?,
+            Some(d) => {
+                let (again, s) = self.day_figures(data, &snap, d, &Filter::default())?;
+                data = again;
+                s
+            }
             None => Arc::new(DayStats::default()),
         };
         let cached = data.cached_rows();

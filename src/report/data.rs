@@ -253,17 +253,10 @@ impl Data {
         self.request_rows
     }
 
-    /// The period's rows merged per key, streamed (see `bigday`): for a period too large to
-    /// read.
-    pub fn stream_period<S>(
-        &self,
-        snap: &Snapshot,
-        period: &[i64],
-        start: impl FnMut() -> S,
-        push: impl FnMut(&mut S, &Row),
-    ) -> io::Result<S> {
-        let days: Vec<bigday::Day> = period.iter().map(|&d| self.stream_day(snap, d)).collect();
-        bigday::stream(&days, &self.order, start, push)
+    /// The period's days as `bigday` streams them: for a period too large to read. The stream
+    /// needs nothing of the cache, so it can run without its lock.
+    pub fn stream_days(&self, snap: &Snapshot, period: &[i64]) -> Vec<bigday::Day> {
+        period.iter().map(|&d| self.stream_day(snap, d)).collect()
     }
 
     /// A day as `bigday` streams it.
@@ -339,41 +332,69 @@ impl Data {
         Ok(rows)
     }
 
-    /// A day's figures; cached unless filtered.
+    /// A day's figures; cached unless filtered (the stream, if any, run under the lock).
+    #[cfg(test)]
     pub fn day_stats(
         &mut self,
         snap: &Snapshot,
         day: i64,
         filter: &Filter,
     ) -> io::Result<Arc<DayStats>> {
+        match self.day_stats_or_stream(snap, day, filter)? {
+            Ok(stats) => Ok(stats),
+            Err(stream) => {
+                let stats = stream.run(filter)?;
+                self.keep_streamed(&stream, filter, stats.clone());
+                Ok(stats)
+            }
+        }
+    }
+
+    /// A day's figures, kept or read now; or, for a day too large to read, the stream that
+    /// makes them, for the caller to run without the cache's lock (a flooded day takes
+    /// seconds) and then to `keep_streamed`.
+    pub fn day_stats_or_stream(
+        &mut self,
+        snap: &Snapshot,
+        day: i64,
+        filter: &Filter,
+    ) -> io::Result<Result<Arc<DayStats>, FiguresStream>> {
         let key = Self::day_key(snap, day);
         self.tick += 1;
         if filter.is_empty() {
             if let Some(k) = self.stats.get_mut(&day) {
                 if k.key == key {
                     k.used = self.tick;
-                    return Ok(k.stats.clone());
+                    return Ok(Ok(k.stats.clone()));
                 }
             }
         }
         let stats = match self.day_rows(snap, day, self.request_rows) {
-            Ok(rows) => day_stats(rows.iter().filter(|r| filter.matches(r))),
-            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => bigday::figures(
-                &self.stream_day(snap, day),
-                &self.order,
-                filter,
-                Exact {
-                    group: self.request_rows / EXACT_SHARE,
-                    sources: self.request_rows / EXACT_SHARE,
-                },
-            )?,
+            Ok(rows) => Arc::new(day_stats(rows.iter().filter(|r| filter.matches(r)))),
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                return Ok(Err(FiguresStream {
+                    day,
+                    key,
+                    source: self.stream_day(snap, day),
+                    exact: Exact {
+                        group: self.request_rows / EXACT_SHARE,
+                        sources: self.request_rows / EXACT_SHARE,
+                    },
+                }))
+            }
             Err(e) => return Err(e),
         };
-        let stats = Arc::new(stats);
         if filter.is_empty() {
             self.keep_stats(day, key, stats.clone());
         }
-        Ok(stats)
+        Ok(Ok(stats))
+    }
+
+    /// Keeps the figures a stream made (unless filtered), as `day_stats` keeps its own.
+    pub fn keep_streamed(&mut self, stream: &FiguresStream, filter: &Filter, stats: Arc<DayStats>) {
+        if filter.is_empty() {
+            self.keep_stats(stream.day, stream.key, stats);
+        }
     }
 
     /// Keeps a day's figures within STATS_BYTES_PER_ROW × budget bytes and STATS_DAYS_KEPT
@@ -405,6 +426,20 @@ impl Data {
                 used,
             },
         );
+    }
+}
+
+/// The figures of a day too large to read, to be streamed (see `Data::day_stats_or_stream`).
+pub struct FiguresStream {
+    day: i64,
+    key: DayKey,
+    source: bigday::Day,
+    exact: Exact,
+}
+
+impl FiguresStream {
+    pub fn run(&self, filter: &Filter) -> io::Result<Arc<DayStats>> {
+        bigday::figures(&self.source, &RowOrder::new(), filter, self.exact).map(Arc::new)
     }
 }
 
