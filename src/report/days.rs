@@ -152,9 +152,11 @@ pub fn sort_fold(rows: &mut Vec<Row>, order: &RowOrder) {
     });
 }
 
-/// The length of the file's whole lines within its first `len` bytes.
+/// The length of the file's whole lines within its first `len` bytes (or all of it, if it is
+/// shorter now).
 pub(super) fn whole_lines(f: &mut File, len: u64) -> io::Result<u64> {
-    let mut pos = len;
+    // A compaction may have renamed a shorter file in since `len` was seen.
+    let mut pos = len.min(f.metadata()?.len());
     let mut buf = vec![0u8; 4096];
     while pos > 0 {
         let n = buf.len().min(pos as usize);
@@ -273,6 +275,20 @@ mod tests {
         assert_eq!(read(&path, len, &order, 11).unwrap().len(), 0);
         let e = read(&path, len, &order, 10).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        let _ = fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_file_shorter_than_listed_is_read_to_its_end() {
+        // A compaction renamed a shorter file in after the listing: no error, its whole lines.
+        let path = std::env::temp_dir().join(format!("tsusen-days-s-{}.csv", std::process::id()));
+        let mut w = crate::store::RowWriter::new(Vec::new());
+        w.header().unwrap();
+        let text = w.into_inner();
+        let row = "TCP 22 198.51.100.1 203.0.113.9 1709251200 1709251260 3\n";
+        std::fs::write(&path, [&text[..], row.as_bytes(), b"TCP 23"].concat()).unwrap();
+        let rows = read(&path, 100_000, &RowOrder::new(), 1000).unwrap();
+        assert_eq!((rows.len(), rows[0].count), (1, 3));
         let _ = fs::remove_file(&path);
     }
 
