@@ -37,8 +37,11 @@ pub const RUN_AS: &str = "tsusen";
 /// figures and answers kept get an eighth and a sixteenth of those bytes: 1 Mi rows ≈ 76 MiB.
 pub const REPORT_CACHE_ROWS: usize = 1 << 20;
 /// Rows of day files and live rows one report request may read (about 128 B each while it
-/// runs, read and merged); a period or a day with more is refused with a 400: 8 Mi ≈ 1 GiB.
+/// runs, read and merged); a period or a day with more streams from its files: 8 Mi ≈ 1 GiB.
 pub const REPORT_REQUEST_ROWS: usize = 8 << 20;
+/// Nice value of the threads that compute the report's answers: a merge or a stream of a
+/// flooded period takes seconds of CPU (minutes on a router), and it must yield to capture.
+pub const REPORT_NICE: libc::c_int = 10;
 
 /// Address and port of the report page (as the original tsusen).
 pub const HTTP_ADDRESS: &str = "0.0.0.0";

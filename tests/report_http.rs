@@ -696,3 +696,25 @@ fn a_request_over_its_rows_streams_or_is_refused() {
     };
     assert_eq!(rt[..5], xt[..5]);
 }
+
+/// The threads that compute answers run niced (REPORT_NICE), so that a long merge or stream
+/// yields the CPU to the capture.
+#[test]
+fn answers_are_computed_at_a_lower_priority() {
+    let s = report_support::start();
+    assert_eq!(get(&s, "/api/trendlines", &[]).status, 200);
+    let mut seen = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "tsusen-report" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis: state is the 3rd field, nice the 19th.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice: i32 = rest.split(' ').nth(16).unwrap().parse().unwrap();
+        assert_eq!(nice, tsusen::policy::REPORT_NICE, "{stat}");
+        seen += 1;
+    }
+    assert!(seen > 0, "no tsusen-report thread");
+}

@@ -123,6 +123,14 @@ pub fn serve_on(
         .enable_time()
         .max_blocking_threads(API_THREADS)
         .thread_name("tsusen-report")
+        .on_thread_start(|| {
+            // SAFETY: setpriority on the calling thread (who = 0 is the caller's thread id
+            // under Linux) changes its scheduling only. Refused (no error worth a word) where
+            // the kernel will not lower it.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, 0, crate::policy::REPORT_NICE);
+            }
+        })
         .build()?;
     let thread = std::thread::Builder::new()
         .name("tsusen-http".into())
