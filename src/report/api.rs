@@ -446,6 +446,9 @@ impl Report {
         json::string(&mut o, column.name());
         json::key(&mut o, &mut first, "dir");
         json::string(&mut o, if desc { "desc" } else { "asc" });
+        // Too large to read, so streamed at each look: the page looks less often.
+        json::key(&mut o, &mut first, "streamed");
+        o.push_str(if view.is_none() { "true" } else { "false" });
         json::key(&mut o, &mut first, "columns");
         o.push_str(
             r#"["proto","port","service","dst","src","first","last","count","country","asn","as_name","tool"]"#,
