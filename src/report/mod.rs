@@ -8,7 +8,8 @@
 //!
 //! - `live`: what the sensor shares (rows not yet in the files, counters).
 //! - `days`, `data`: day files read, merged and cached.
-//! - `bigday`, `sketch`: the figures of a day too large to read, streamed in fixed memory.
+//! - `bigday`, `sketch`: days and periods too large to read, streamed in fixed memory (a day's
+//!   figures, a page of details).
 //! - `query`, `api`, `trend`, `status`, `services`, `json`: the answers.
 //! - `http`: picoserve, limits, gzip; `page.html`: the page.
 //! - `put`: `PUT /YYYY-MM-DD.csv`, rows merged into a day's file.
@@ -124,9 +125,9 @@ pub fn serve_on(
         .max_blocking_threads(API_THREADS)
         .thread_name("tsusen-report")
         .on_thread_start(|| {
-            // SAFETY: setpriority on the calling thread (who = 0 is the caller's thread id
-            // under Linux) changes its scheduling only. Refused (no error worth a word) where
-            // the kernel will not lower it.
+            // SAFETY: setpriority on the calling thread (under Linux, who = 0 is the caller's
+            // thread) changes its scheduling only. Raising a nice value needs no privilege;
+            // were it refused, the answers would only run at the capture's priority.
             unsafe {
                 libc::setpriority(libc::PRIO_PROCESS, 0, crate::policy::REPORT_NICE);
             }
