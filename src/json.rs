@@ -32,6 +32,18 @@ pub fn opt_string(out: &mut String, s: Option<&str>) {
     }
 }
 
+/// Appends the strings as a JSON array.
+pub fn strings<S: AsRef<str>>(out: &mut String, items: impl IntoIterator<Item = S>) {
+    out.push('[');
+    for (i, s) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        string(out, s.as_ref());
+    }
+    out.push(']');
+}
+
 /// Appends `"key":` after a comma when the object already has members.
 pub fn key(out: &mut String, first: &mut bool, k: &str) {
     if !*first {

@@ -154,6 +154,19 @@ fn load(s: &Server, label: &str, path: &str, secs: u64) {
     );
 }
 
+/// `GET path` on a connection of its own to a server of another process, waiting up to `secs`
+/// for the answer.
+fn get_from(addr: std::net::SocketAddr, path: &str, secs: u64) -> report_support::Answer {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    read_response(&mut c)
+}
+
 fn peak_rss_mib() -> f64 {
     status_mib("self", "VmHWM")
 }
@@ -313,16 +326,7 @@ fn wrk_load() {
         "--asn",
         &db("asn.mmdb"),
     ]);
-    let warm = |path: &str| {
-        let mut c = TcpStream::connect(addr).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        write!(
-            c,
-            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        assert_eq!(read_response(&mut c).status, 200);
-    };
+    let warm = |path: &str| assert_eq!(get_from(addr, path, 60).status, 200);
     let before = vm_hwm_mib(child.id());
     // Warm the caches as a first visit would.
     for p in ["/api/trendlines", attempts] {
@@ -495,16 +499,7 @@ fn wrk_report_cache_rows() {
         ]);
         let pid = child.id();
         let idle = vm_hwm_mib(pid);
-        let fetch = |path: &str| {
-            let mut c = TcpStream::connect(addr).unwrap();
-            c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-            write!(
-                c,
-                "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-            )
-            .unwrap();
-            read_response(&mut c)
-        };
+        let fetch = |path: &str| get_from(addr, path, 120);
         let browse = |path: &str| {
             let a = fetch(path);
             assert_eq!(a.status, 200, "{path}");
@@ -646,14 +641,7 @@ fn a_flooded_day() {
     );
     let fetch = |path: &str| {
         let t = Instant::now();
-        let mut c = TcpStream::connect(addr).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
-        write!(
-            c,
-            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let a = read_response(&mut c);
+        let a = get_from(addr, path, 300);
         assert_eq!(a.status, 200, "{path}: {}", a.text());
         (report_support::Json::parse(&a.text()), t.elapsed())
     };
@@ -711,14 +699,7 @@ fn a_flooded_day() {
     // more than its own work.
     let long = std::thread::spawn(move || {
         let t = Instant::now();
-        let mut c = TcpStream::connect(addr).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
-        write!(
-            c,
-            "GET /api/attempts?sort=first HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        assert_eq!(read_response(&mut c).status, 200);
+        assert_eq!(get_from(addr, "/api/attempts?sort=first", 300).status, 200);
         t.elapsed()
     });
     std::thread::sleep(Duration::from_millis(500));

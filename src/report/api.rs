@@ -425,14 +425,7 @@ impl Report {
         o.push('{');
         let mut first = true;
         json::key(&mut o, &mut first, "days");
-        o.push('[');
-        for (i, d) in days.iter().enumerate() {
-            if i > 0 {
-                o.push(',');
-            }
-            json::string(&mut o, &date_text(*d));
-        }
-        o.push(']');
+        json::strings(&mut o, days.iter().map(|&d| date_text(d)));
         for (k, v) in [
             ("total", total as u64),
             ("attempts", attempts),

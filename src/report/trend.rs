@@ -119,14 +119,7 @@ pub fn to_json(
     o.push('{');
     let mut first = true;
     json::key(&mut o, &mut first, "days");
-    o.push('[');
-    for (i, d) in day_names.iter().enumerate() {
-        if i > 0 {
-            o.push(',');
-        }
-        json::string(&mut o, d);
-    }
-    o.push(']');
+    json::strings(&mut o, day_names);
     json::key(&mut o, &mut first, "threshold");
     let _ = write!(o, "{}", rules.threshold);
     json::key(&mut o, &mut first, "burst");
@@ -137,14 +130,7 @@ pub fn to_json(
     o.push_str(if live { "true" } else { "false" });
     // Days whose counts are estimates (too large to count exactly, see `data::Exact`).
     json::key(&mut o, &mut first, "estimated");
-    o.push('[');
-    for (i, d) in estimated.iter().enumerate() {
-        if i > 0 {
-            o.push(',');
-        }
-        json::string(&mut o, d);
-    }
-    o.push(']');
+    json::strings(&mut o, estimated);
     json::key(&mut o, &mut first, "series");
     o.push('[');
     for (i, s) in series.iter().enumerate() {
