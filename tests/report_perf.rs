@@ -154,6 +154,18 @@ fn load(s: &Server, label: &str, path: &str, secs: u64) {
     );
 }
 
+/// Whether wrk is absent (said once, for the test to skip).
+fn wrk_missing() -> bool {
+    let missing = std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_err();
+    if missing {
+        println!("SKIP: wrk is not installed (apt-get install wrk)");
+    }
+    missing
+}
+
 /// `GET path` on a connection of its own to a server of another process, waiting up to `secs`
 /// for the answer.
 fn get_from(addr: std::net::SocketAddr, path: &str, secs: u64) -> report_support::Answer {
@@ -300,12 +312,7 @@ fn a_million_rows() {
 #[test]
 #[ignore]
 fn wrk_load() {
-    if std::process::Command::new("wrk")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!("SKIP: wrk is not installed (apt-get install wrk)");
+    if wrk_missing() {
         return;
     }
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -434,12 +441,7 @@ fn run_wrk(label: &str, args: &[&str]) {
 #[test]
 #[ignore]
 fn wrk_report_cache_rows() {
-    if std::process::Command::new("wrk")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!("SKIP: wrk is not installed (apt-get install wrk)");
+    if wrk_missing() {
         return;
     }
     const DAYS: i64 = 30;

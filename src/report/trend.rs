@@ -191,16 +191,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn draws_as_tsusen_did_and_marks_spikes() {
-        let rules = Rules {
+    /// tsusen's threshold 2 and burst 10; spikes from 2 sources.
+    fn rules() -> Rules {
+        Rules {
             threshold: 2,
             burst: 10,
             spike: SpikeRule {
                 min_sources: 2,
                 ..SpikeRule::default()
             },
-        };
+        }
+    }
+
+    #[test]
+    fn draws_as_tsusen_did_and_marks_spikes() {
+        let rules = rules();
         // 22 steady; 80 once a burst; 8080 a one-off below the burst; 23 spikes on the last day.
         let days = [
             day(&[(22, 5), (23, 3), (80, 0), (8080, 0)]),
@@ -221,14 +226,7 @@ mod tests {
 
     #[test]
     fn spikes_past_the_cap_are_drawn_up_to_their_own_cap() {
-        let rules = Rules {
-            threshold: 2,
-            burst: 10,
-            spike: SpikeRule {
-                min_sources: 2,
-                ..SpikeRule::default()
-            },
-        };
+        let rules = rules();
         // 30 steady ports drawn by tsusen's rule, then a sweep: 2 000 ports from nothing to
         // 5 sources on the last day (and one to 500), each a spike.
         let steady: Vec<(u16, u32)> = (1..=30).map(|p| (p, 50)).collect();
