@@ -143,7 +143,8 @@ impl AttemptTable {
     pub fn take_sorted(&mut self, order: &RowOrder) -> Vec<Row> {
         self.clear_index();
         let mut rows = std::mem::take(&mut self.rows);
-        order.sort(&mut rows);
+        // The index is empty until the rows come back: room for the sort.
+        order.sort_with(&mut rows, &mut self.index);
         rows
     }
 
