@@ -140,6 +140,9 @@ fn mutated_captures_never_panic_or_hang() {
         let input = mutate(&mut rng, seed);
         std::fs::write(&path, &input).unwrap();
         let one = Instant::now();
+        // What the frame-at-a-time reader lends, and how it ends.
+        let mut lent = Vec::new();
+        let mut ended = None;
         match CaptureFile::open(&path) {
             Err(_) => errors += 1,
             Ok(mut cap) => loop {
@@ -149,10 +152,15 @@ fn mutated_captures_never_panic_or_hang() {
                         if decode(&f).is_ok() {
                             packets += 1;
                         }
+                        lent.push((f.ts, f.ts_us, f.link, f.data.to_vec()));
                     }
-                    Ok(None) => break,
-                    Err(_) => {
+                    Ok(None) => {
+                        ended = Some(Ok(()));
+                        break;
+                    }
+                    Err(e) => {
                         errors += 1;
+                        ended = Some(Err(e.to_string()));
                         break;
                     }
                 }
@@ -161,6 +169,23 @@ fn mutated_captures_never_panic_or_hang() {
                     "input {i} takes too long: a hang"
                 );
             },
+        }
+        // The replay's batched reader lends the same frames and ends the same way, whatever
+        // the batches' length.
+        if let Some(ended) = ended {
+            let mut cap = CaptureFile::open(&path).unwrap();
+            let mut batched = Vec::new();
+            let end = loop {
+                match cap.for_frames(1 + (i % 5) as u32, |f| {
+                    batched.push((f.ts, f.ts_us, f.link, f.data.to_vec()))
+                }) {
+                    Ok(0) => break Ok(()),
+                    Ok(_) => {}
+                    Err(e) => break Err(e.to_string()),
+                }
+            };
+            assert_eq!(batched, lent, "input {i}: the batches lend other frames");
+            assert_eq!(end, ended, "input {i}: the batches end otherwise");
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();

@@ -255,6 +255,9 @@ impl Pacer {
     }
 }
 
+/// Frames read between two looks for a stop request (a look is a system call's worth).
+const STOP_CHECK_FRAMES: u32 = 65_536;
+
 /// Feeds capture files to the sensor, passing over frames a snapshot says are done.
 struct Reader {
     skip: u64,
@@ -267,6 +270,15 @@ impl Reader {
         let mut cap = CaptureFile::open(path)?;
         let mut n: u32 = 0;
         let result = loop {
+            if self.skip == 0 && self.pace.is_none() {
+                // The common case, in batches: a stop is looked for between them.
+                match cap.for_frames(STOP_CHECK_FRAMES, |frame| sensor.frame(frame)) {
+                    Ok(0) => break Ok(()),
+                    Ok(_) if signals::stop_requested() => break Ok(()),
+                    Ok(_) => continue,
+                    Err(e) => break Err(e),
+                }
+            }
             match cap.next_frame() {
                 Ok(Some(frame)) => {
                     if self.skip > 0 {
@@ -288,7 +300,9 @@ impl Reader {
                 Err(e) => break Err(e),
             }
             n = n.wrapping_add(1);
-            if (n.is_multiple_of(65_536) || self.pace.is_some()) && signals::stop_requested() {
+            if (n.is_multiple_of(STOP_CHECK_FRAMES) || self.pace.is_some())
+                && signals::stop_requested()
+            {
                 break Ok(());
             }
         };

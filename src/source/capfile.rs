@@ -298,7 +298,60 @@ impl CaptureFile {
         }))
     }
 
+    /// Lends up to `limit` frames to `each`, in order, and says how many (0 at the clean end
+    /// of the file): the loop of a replay. A classic pcap's records are read in one loop of
+    /// their own, the byte order and resolution settled once a call instead of once a record.
+    pub fn for_frames(
+        &mut self,
+        limit: u32,
+        mut each: impl FnMut(&Frame<'_>),
+    ) -> Result<u32, CapError> {
+        let Format::Pcap { be, nanos, link } = self.format else {
+            let mut n = 0;
+            while n < limit {
+                match self.next_frame()? {
+                    Some(frame) => each(&frame),
+                    None => break,
+                }
+                n += 1;
+            }
+            return Ok(n);
+        };
+        match (be, nanos) {
+            (false, false) => self.pcap_frames::<false, false>(link, limit, each),
+            (false, true) => self.pcap_frames::<false, true>(link, limit, each),
+            (true, false) => self.pcap_frames::<true, false>(link, limit, each),
+            (true, true) => self.pcap_frames::<true, true>(link, limit, each),
+        }
+    }
+
     #[inline]
+    fn pcap_frames<const BE: bool, const NANOS: bool>(
+        &mut self,
+        link: Link,
+        limit: u32,
+        mut each: impl FnMut(&Frame<'_>),
+    ) -> Result<u32, CapError> {
+        let mut n = 0;
+        while n < limit {
+            let Some((ts, ts_us, at, len)) = self.next_pcap::<BE, NANOS>()? else {
+                break;
+            };
+            self.packets += 1;
+            self.last_ts = ts;
+            each(&Frame {
+                ts,
+                ts_us,
+                link,
+                data: &self.buf[at..at + len],
+                outgoing: false,
+            });
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    #[inline(always)]
     fn next_pcap<const BE: bool, const NANOS: bool>(
         &mut self,
     ) -> Result<Option<(i64, u32, usize, usize)>, CapError> {
