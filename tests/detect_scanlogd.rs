@@ -32,9 +32,7 @@ use tsusen::addr::Addr;
 use tsusen::decode::{decode, Packet};
 use tsusen::detect::fingerprint::{FingerprintParams, Fingerprinter, Tool};
 use tsusen::detect::scan::{Report, ScanDetector, ScanParams, MORE_FOLLOW};
-use tsusen::detect::tcpopts::TcpOptSig;
 use tsusen::source::capfile::CaptureFile;
-use tsusen::source::{Frame, Link};
 
 const SENSOR: [u8; 4] = [198, 51, 100, 10];
 const SENSOR_S: &str = "198.51.100.10";
@@ -384,25 +382,6 @@ fn syslog_message(d: &str) -> Option<&str> {
     Some(rest[j + 2..].trim_end_matches(['\n', '\0']))
 }
 
-/// The TCP option layout of an Ethernet + IPv4 frame (what the decoder will give).
-fn tcp_opts(f: &Frame<'_>) -> Option<TcpOptSig> {
-    if f.link != Link::Ethernet || f.data.len() < 14 + 20 || f.data[12..14] != [0x08, 0x00] {
-        return None;
-    }
-    let ip = &f.data[14..];
-    let ihl = (ip[0] & 0x0f) as usize * 4;
-    if ip[9] != 6 || ip.len() < ihl + 20 {
-        return None;
-    }
-    let tcp = &ip[ihl..];
-    let off = tcp[12] >> 4;
-    let hlen = off as usize * 4;
-    if hlen < 20 || hlen > tcp.len() {
-        return None;
-    }
-    Some(TcpOptSig::parse(off, &tcp[20..hlen]))
-}
-
 struct Replay {
     lines: Vec<Line>,
     labels: Vec<(Addr, Tool)>,
@@ -429,8 +408,8 @@ fn replay(path: &Path) -> Replay {
             continue;
         }
         out.packets += 1;
-        let opts = tcp_opts(&frame);
-        if let Some(l) = fp.observe(&p, opts.as_ref(), frame.ts) {
+        // As the sensor asks: with the option layout the decoder gave.
+        if let Some(l) = fp.observe(&p, Some(&p.tcp_opts), frame.ts) {
             out.labels.push((l.src, l.tool));
         }
         if p.dst != sensor {
@@ -894,7 +873,7 @@ fn corpus_scanners_as_scanlogd() {
         let mut cap = CaptureFile::open(f).unwrap_or_else(|e| panic!("{e}"));
         while let Some(frame) = cap.next_frame().unwrap_or_else(|e| panic!("{e}")) {
             let Ok(p) = decode(&frame) else { continue };
-            if let Some(l) = fp.observe(&p, tcp_opts(&frame).as_ref(), frame.ts) {
+            if let Some(l) = fp.observe(&p, Some(&p.tcp_opts), frame.ts) {
                 labels.push((
                     f.file_name().unwrap().to_string_lossy().into_owned(),
                     l.src,

@@ -24,7 +24,7 @@ pub fn decode(p: &mut Packet, seg: &[u8]) -> Result<(), Skip> {
             p.tcp_window = tcp.window_len();
             // Only probes (ACK clear) are fingerprinted: the bulk of TCP skips the walk.
             if p.tcp_flags & flags::ACK == 0 {
-                p.tcp_opts = TcpOptSig::parse(seg[12] >> 4, &seg[20..hlen]);
+                p.tcp_opts = TcpOptSig::of(seg[12] >> 4, &seg[20..hlen]);
             }
         }
         proto::UDP | proto::UDPLITE => {

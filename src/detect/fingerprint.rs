@@ -13,7 +13,7 @@
 //!
 //! Checked on the tools themselves (Debian 12: nmap 7.93, masscan 1.3.2, zmap 2.1.1, hping3
 //! 3.a2) in `tests/detect_scanlogd.rs`. nmap's and hping3's traits need the TCP option layout
-//! ([`TcpOptSig`]), which the decoder does not give yet: without it they are never labelled.
+//! ([`TcpOptSig`]): the header length and its first option bytes.
 //! nmap's connect scan (`-sT`) goes through the operating system's stack and is not
 //! recognisable; neither is any tool run with its traits overridden.
 //!
@@ -389,7 +389,7 @@ mod tests {
     const D: [u8; 4] = [198, 51, 100, 10];
 
     fn linux_opts() -> TcpOptSig {
-        TcpOptSig::parse(
+        TcpOptSig::of(
             10,
             &[
                 2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
@@ -398,7 +398,7 @@ mod tests {
     }
 
     fn mss_only() -> TcpOptSig {
-        TcpOptSig::parse(6, &[2, 4, 5, 0xb4])
+        TcpOptSig::of(6, &[2, 4, 5, 0xb4])
     }
 
     #[test]
@@ -541,7 +541,7 @@ mod tests {
     #[test]
     fn hping3_defaults() {
         let mut f = Fingerprinter::new(FingerprintParams::default());
-        let o = TcpOptSig::parse(5, &[]);
+        let o = TcpOptSig::of(5, &[]);
         let mut last = None;
         for k in 0..3u16 {
             let mut p = base(S, D, 20 + k);
