@@ -81,15 +81,16 @@ impl RowOrder {
     }
 
     /// Sorts rows into file order as `sort` does, with `scratch` as room beside them: two words
-    /// a row, handed in zeroed and given back zeroed. The attempt table lends its index, empty
-    /// at a flush, so the sort adds nothing to the peak memory.
+    /// a row, overwritten and given back zeroed. The attempt table lends its index, empty at a
+    /// flush, so the sort adds nothing to the peak memory.
     ///
     /// Each row's place in the order is cut to 99 bits (day, protocol rank, port, and the
     /// first 32 bits of each address with its family) and kept beside the row's number. Those
-    /// pairs sort as plain 128-bit integers, and the 64-byte rows then move once each: a third
-    /// fewer instructions than the byte-wise radix over the rows this replaced. Rows whose cut
-    /// places tie (IPv6 addresses that share their first 32 bits) are ordered in full among
-    /// themselves. Without the room, or for rows the cut does not fit, this is `sort`.
+    /// pairs sort as plain 128-bit integers, cheap to compare and to move, and the 64-byte rows
+    /// then move once each, where a radix over the rows themselves moves them at every byte of
+    /// the order. Rows whose cut places tie (IPv6 addresses that share their first 32 bits) are
+    /// ordered in full among themselves. Without the room, or for rows the cut does not fit,
+    /// this is `sort`.
     pub fn sort_with(&self, rows: &mut [Row], scratch: &mut [u64]) {
         let n = rows.len();
         let (items, _) = scratch.as_chunks_mut::<2>();
@@ -238,11 +239,11 @@ mod tests {
     }
 
     #[test]
-    fn radix_sort_gives_the_comparison_order() {
+    fn the_flush_sort_gives_the_comparison_order() {
         let order = RowOrder::new();
         let all = sample_rows();
-        // Whole set (days 300 apart: the by-day path), one day (the radix alone), small
-        // slices (the comparison path), and repeated keys.
+        // Whole set (days 300 apart: compared in full), two days (the cut places, with IPv6
+        // ties), a few rows, and repeated keys.
         let one_day: Vec<Row> = all.iter().filter(|r| r.day() <= 1).copied().collect();
         let mut twice = one_day.clone();
         twice.extend_from_slice(&one_day[..500]);
