@@ -22,7 +22,7 @@ pub fn decode(p: &mut Packet, seg: &[u8]) -> Result<(), Skip> {
             p.tcp_flags = seg[13];
             p.tcp_seq = tcp.seq_number().0 as u32;
             p.tcp_window = tcp.window_len();
-            // Only probes (ACK clear) are fingerprinted: the bulk of TCP skips the walk.
+            // Only probes (ACK clear) are fingerprinted: the bulk of TCP skips the copy.
             if p.tcp_flags & flags::ACK == 0 {
                 p.tcp_opts = TcpOptSig::of(seg[12] >> 4, &seg[20..hlen]);
             }
