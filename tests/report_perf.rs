@@ -487,18 +487,11 @@ fn wrk_report_cache_rows() {
         (Some(65_536), Some(524_288)),
         (Some(32_768), Some(262_144)),
     ] {
-        let conf = dir.join("serve.conf");
         let mut setting = rows.map_or(String::new(), |r| format!("REPORT_CACHE_ROWS {r}\n"));
         if let Some(r) = request {
             setting.push_str(&format!("REPORT_REQUEST_ROWS {r}\n"));
         }
-        std::fs::write(&conf, &setting).unwrap();
-        let (mut child, addr) = serve_process(&[
-            "--config",
-            conf.to_str().unwrap(),
-            "--log-dir",
-            dir.to_str().unwrap(),
-        ]);
+        let (mut child, addr) = serve_configured(&dir, &setting);
         let pid = child.id();
         let idle = vm_hwm_mib(pid);
         let fetch = |path: &str| get_from(addr, path, 120);
@@ -623,18 +616,10 @@ fn a_flooded_day() {
     w.into_inner().flush().unwrap();
     let today_exact = exact(&today_all);
     drop(today_all);
-    let conf = dir.join("serve.conf");
-    std::fs::write(
-        &conf,
+    let (mut child, addr) = serve_configured(
+        &dir,
         "REPORT_CACHE_ROWS 32768\nREPORT_REQUEST_ROWS 262144\n",
-    )
-    .unwrap();
-    let (mut child, addr) = serve_process(&[
-        "--config",
-        conf.to_str().unwrap(),
-        "--log-dir",
-        dir.to_str().unwrap(),
-    ]);
+    );
     let pid = child.id();
     println!(
         "-- tsusen serve ({}), REPORT_CACHE_ROWS 32768, REPORT_REQUEST_ROWS 262144: idle {:.1} MiB",
@@ -726,6 +711,21 @@ fn date_of(day: i64) -> String {
         .unwrap()
         .format("%Y-%m-%d")
         .to_string()
+}
+
+/// `tsusen serve` over the day files of `dir`, with `settings` as its configuration file.
+fn serve_configured(
+    dir: &std::path::Path,
+    settings: &str,
+) -> (std::process::Child, std::net::SocketAddr) {
+    let conf = dir.join("serve.conf");
+    std::fs::write(&conf, settings).unwrap();
+    serve_process(&[
+        "--config",
+        conf.to_str().unwrap(),
+        "--log-dir",
+        dir.to_str().unwrap(),
+    ])
 }
 
 /// `tsusen serve ARGS` on a free port of loopback, once it listens. TSUSEN_BIN, when set,
