@@ -69,6 +69,7 @@ fn serves_a_log_directory_until_sigterm() {
     // The day shown has 48 rows: more than 20, so it was read for the request and dropped.
     assert!(answer.contains("\"cache_rows\":20,"), "{answer}");
     assert!(answer.contains("\"cached_rows\":0,"), "{answer}");
+    idle_server_sleeps();
     // SAFETY: raising a signal whose handler `serve` installed (it only sets a flag).
     unsafe {
         libc::raise(libc::SIGTERM);
@@ -77,4 +78,37 @@ fn serves_a_log_directory_until_sigterm() {
     assert_eq!(code(status), code(ExitCode::SUCCESS));
     assert!(TcpStream::connect(&addr).is_err(), "still listening");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The server thread of this process, when the kernel shows it, and how many times it has run.
+fn server_thread_runs() -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let task = task.ok()?.path();
+        let name = std::fs::read_to_string(task.join("comm")).ok()?;
+        if name.trim() == "tsusen-http" {
+            // schedstat: time on CPU, time waiting, times run.
+            let stat = std::fs::read_to_string(task.join("schedstat")).ok()?;
+            return stat.split_whitespace().nth(2)?.parse().ok();
+        }
+    }
+    None
+}
+
+/// With no visitor the server thread sleeps until one comes, or until it is stopped: it does
+/// not wake on a timer.
+fn idle_server_sleeps() {
+    // Time for the answered connection to close.
+    std::thread::sleep(Duration::from_millis(200));
+    let Some(before) = server_thread_runs() else {
+        println!("SKIP idle check: no /proc/self/task/*/schedstat for the server thread");
+        return;
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = server_thread_runs().expect("the server thread is still there");
+    assert_eq!(
+        after,
+        before,
+        "the idle server thread woke {} times",
+        after - before
+    );
 }

@@ -45,6 +45,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Connections served at once, and from one address; more are closed as soon as they are
 /// accepted, so that one host holding idle connections cannot lock the others out.
@@ -52,8 +53,8 @@ pub const MAX_CONNECTIONS: usize = 256;
 pub const MAX_PER_PEER: usize = 64;
 /// Threads that compute API answers (the merges); the machine may have two cores.
 const API_THREADS: usize = 2;
-/// How often the accept loop looks at the stop flag.
-const STOP_POLL: Duration = Duration::from_millis(200);
+/// After a failed accept (out of file descriptors and the like), the wait before the next.
+const ACCEPT_RETRY: Duration = Duration::from_millis(200);
 
 /// Timeouts: to start a request, to send all of its head, and for each write of an answer.
 static CONFIG: picoserve::Config = picoserve::Config::new(picoserve::Timeouts {
@@ -64,7 +65,8 @@ static CONFIG: picoserve::Config = picoserve::Config::new(picoserve::Timeouts {
 })
 .keep_connection_alive();
 
-/// Set it to stop the server (the accept loop sees it within `STOP_POLL`).
+/// Set it, then `Running::join`, to stop the server. The flag also turns away connections that
+/// arrive between the two.
 pub type Stop = Arc<AtomicBool>;
 
 /// A running report server.
@@ -72,11 +74,15 @@ pub struct Running {
     /// The address it listens on (the port is the real one when 0 was asked for).
     pub addr: SocketAddr,
     thread: JoinHandle<()>,
+    /// Ends the server's thread. A wake-up rather than a flag looked at on a timer: an idle
+    /// sensor's server then sleeps until a visitor comes, instead of waking five times a second.
+    end: Arc<Notify>,
 }
 
 impl Running {
-    /// Waits for the server's thread to end (after `stop` is set).
+    /// Stops the server and waits for its thread to end.
     pub fn join(self) {
+        self.end.notify_one();
         let _ = self.thread.join();
     }
 }
@@ -133,13 +139,20 @@ pub fn serve_on(
             }
         })
         .build()?;
+    let end = Arc::new(Notify::new());
+    let ended = end.clone();
     let thread = std::thread::Builder::new()
         .name("tsusen-http".into())
         .spawn(move || {
             let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, accept_loop(listener, report, stop));
+            local.block_on(&runtime, async move {
+                let accepting = tokio::task::spawn_local(accept_loop(listener, report, stop));
+                ended.notified().await;
+                // Leaving drops the runtime, and with it every connection still open.
+                accepting.abort();
+            });
         })?;
-    Ok(Running { addr, thread })
+    Ok(Running { addr, thread, end })
 }
 
 async fn accept_loop(listener: TcpListener, report: Arc<api::Report>, stop: Stop) {
@@ -153,16 +166,18 @@ async fn accept_loop(listener: TcpListener, report: Arc<api::Report>, stop: Stop
     let app = Rc::new(picoserve::Router::from_service(http::App { report }));
     let open: Rc<RefCell<Open>> = Rc::default();
     while !stop.load(Ordering::Relaxed) {
-        let (stream, peer) = match tokio::time::timeout(STOP_POLL, listener.accept()).await {
-            Err(_) => continue,
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
                 // Out of file descriptors and the like: wait rather than spin.
                 log::warn!("report server: accept: {e}");
-                tokio::time::sleep(STOP_POLL).await;
+                tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             }
         };
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         if !open.borrow_mut().enter(peer.ip()) {
             drop(stream);
             continue;
