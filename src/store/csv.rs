@@ -196,57 +196,76 @@ fn ipv4(out: &mut [u8], octets: [u8; 4]) -> usize {
     n
 }
 
+/// For each set of zero groups of an IPv6 address (bit i: group i is zero), the longest run
+/// of two or more (the first of equals) as (start, length); (8, 0) where there is none. RFC
+/// 5952 writes that run as `::`; a table makes finding it one load instead of a walk.
+const ZERO_RUNS: [(u8, u8); 256] = {
+    let mut t = [(8u8, 0u8); 256];
+    let mut m = 0;
+    while m < 256 {
+        let mut i = 0;
+        while i < 8 {
+            if m >> i & 1 == 1 {
+                let start = i;
+                while i < 8 && m >> i & 1 == 1 {
+                    i += 1;
+                }
+                if i - start >= 2 && i - start > t[m].1 as usize {
+                    t[m] = (start as u8, (i - start) as u8);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        m += 1;
+    }
+    t
+};
+
 /// RFC 5952 text, as std writes it: lower-case hex without leading zeros, the longest run of
 /// two or more zero groups (the first of equals) as `::`, and `::ffff:a.b.c.d` for an
-/// IPv4-mapped address.
+/// IPv4-mapped address. `out` has room for 45 bytes.
 fn ipv6(out: &mut [u8], b: &[u8; 16]) -> usize {
     if b[..10].iter().all(|&x| x == 0) && b[10] == 0xff && b[11] == 0xff {
         out[..7].copy_from_slice(b"::ffff:");
         return 7 + ipv4(&mut out[7..], [b[12], b[13], b[14], b[15]]);
     }
     let g: [u16; 8] = std::array::from_fn(|i| u16::from_be_bytes([b[2 * i], b[2 * i + 1]]));
-    let (mut best, mut best_len, mut i) = (8, 0, 0);
-    while i < 8 {
-        if g[i] == 0 {
-            let start = i;
-            while i < 8 && g[i] == 0 {
-                i += 1;
-            }
-            if i - start > best_len {
-                (best, best_len) = (start, i - start);
-            }
-        } else {
-            i += 1;
-        }
-    }
-    if best_len < 2 {
-        best = 8;
-    }
+    let zeros = (0..8).fold(0, |m, i| m | ((g[i] == 0) as usize) << i);
+    let (run, len) = ZERO_RUNS[zeros];
+    let (run, end) = (run as usize, run as usize + len as usize);
     let mut n = 0;
-    let mut i = 0;
-    while i < 8 {
-        if i == best {
+    for (i, &group) in g.iter().enumerate() {
+        if i == run {
             out[n..n + 2].copy_from_slice(b"::");
             n += 2;
-            i += best_len;
+        }
+        if (run..end).contains(&i) {
             continue;
         }
-        if i > 0 && i != best + best_len {
+        if i > 0 && i != end {
             out[n] = b':';
             n += 1;
         }
-        n += hex(&mut out[n..], g[i]);
-        i += 1;
+        n += hex(&mut out[n..], group);
     }
     n
 }
 
+/// `v` in lower-case hex without leading zeros at the start of `out`, returning its length.
+/// The four digits are made at once, a nibble a byte, and written in one store (`out` has
+/// room for four) with the leading zeros shifted out first: no table, no loop.
+#[inline]
 fn hex(out: &mut [u8], v: u16) -> usize {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digits = (16 - v.leading_zeros() as usize).div_ceil(4).max(1);
-    for k in 0..digits {
-        out[k] = DIGITS[(v >> (4 * (digits - 1 - k)) & 0xf) as usize];
-    }
+    let x = v as u32;
+    // Bytes, from the top: the first nibble to the last.
+    let x = (x & 0xff00) << 8 | (x & 0x00ff);
+    let x = (x & 0x00f0_00f0) << 4 | (x & 0x000f_000f);
+    // 1 in each byte holding 10 or more: those become 'a'..'f' rather than '0'..'9'.
+    let letters = ((x + 0x0606_0606) >> 4) & 0x0101_0101;
+    let text = x + 0x3030_3030 + letters * (b'a' - b'0' - 10) as u32;
+    out[..4].copy_from_slice(&(text << (8 * (4 - digits))).to_be_bytes());
     digits
 }
 
