@@ -136,6 +136,10 @@ const TTL_CHANGING: u8 = 0x08;
 struct Host {
     /// Next entry in the same bucket.
     next: u32,
+    /// The bucket it is chained in, so reusing the entry need not hash its address again.
+    /// Not in the snapshot: it depends on this process's hash key (`import` sets it).
+    #[serde(skip)]
+    bucket: u32,
     /// Holds a source (scanlogd: saddr != 0.0.0.0).
     used: bool,
     /// Time of the last new port, µs.
@@ -385,7 +389,12 @@ impl ScanDetector {
                 .map(|i| {
                     let n = (self.hosts[i].count as usize).min(self.kept);
                     let ports = self.ports[i * self.kept..i * self.kept + n].to_vec();
-                    (i as u32, self.hosts[i], ports)
+                    // The bucket is this process's alone (and the snapshot leaves it out).
+                    let host = Host {
+                        bucket: 0,
+                        ..self.hosts[i]
+                    };
+                    (i as u32, host, ports)
                 })
                 .collect(),
             log_last: self.log_last,
@@ -413,6 +422,7 @@ impl ScanDetector {
             let h = self.bucket(&host.saddr);
             self.hosts[i] = Host {
                 next: self.buckets[h],
+                bucket: h as u32,
                 ..*host
             };
             self.buckets[h] = i as u32;
@@ -585,13 +595,13 @@ impl ScanDetector {
             if now_us - old.timestamp <= self.params.delay_us && now_us >= old.timestamp {
                 self.stats.reused_live += 1;
             }
-            let oh = self.bucket(&old.saddr);
-            self.unlink_from(oh, idx as u32);
+            self.unlink_from(old.bucket as usize, idx as u32);
         }
         let next = self.buckets[h];
         self.buckets[h] = idx as u32;
         self.hosts[idx] = Host {
             next,
+            bucket: h as u32,
             used: true,
             timestamp: now_us,
             start: now_us,
