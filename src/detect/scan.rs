@@ -589,7 +589,12 @@ impl ScanDetector {
 
         // Reuse the oldest entry, first taking it out of its bucket if it is still there.
         let idx = self.index;
-        self.index = (self.index + 1) % self.params.list_size;
+        // Not `%`: a division a new source, for a wrap once in `list_size`.
+        self.index = if idx + 1 == self.params.list_size {
+            0
+        } else {
+            idx + 1
+        };
         if self.hosts[idx].used {
             let old = self.hosts[idx];
             if now_us - old.timestamp <= self.params.delay_us && now_us >= old.timestamp {
