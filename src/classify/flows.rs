@@ -19,9 +19,12 @@ struct FlowKey {
     b_port: u16,
 }
 
+/// 64 bytes: what a full table costs a router is its capacity times this.
 struct Flow {
     key: FlowKey,
-    hash: u64,
+    /// The low half of the key's hash: enough for the index's home slot (the index has fewer
+    /// than 2^32 slots) and to pass over most other keys without comparing them.
+    hash: u32,
     /// The first packet came from endpoint `a`.
     initiator_is_a: bool,
     /// The initiator is outside and the responder ours: the initiator's packets are attempts.
@@ -32,6 +35,8 @@ struct Flow {
     prev: u32,
     next: u32,
 }
+
+const _: () = assert!(std::mem::size_of::<Flow>() == 64);
 
 /// A flow as the snapshot keeps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -194,7 +199,7 @@ impl FlowTable {
                 break;
             }
             let f = &mut self.flows[slot as usize];
-            if f.hash == h && f.key == key {
+            if f.hash == h as u32 && f.key == key {
                 if now.saturating_sub(f.last) > timeout {
                     // Idle too long: this packet begins a new exchange.
                     f.initiator_is_a = from_a;
@@ -211,7 +216,7 @@ impl FlowTable {
         }
         let flow = Flow {
             key,
-            hash: h,
+            hash: h as u32,
             initiator_is_a: from_a,
             counted: inbound,
             last: now,
@@ -305,7 +310,7 @@ impl FlowTable {
             let h = self.hash(&key);
             let flow = Flow {
                 key,
-                hash: h,
+                hash: h as u32,
                 initiator_is_a: st.initiator_is_a,
                 counted: st.counted,
                 last: st.last,
@@ -326,7 +331,7 @@ impl FlowTable {
                 return None;
             }
             let f = &self.flows[slot as usize];
-            if f.hash == h && f.key == *key {
+            if f.hash == h as u32 && f.key == *key {
                 return Some(slot);
             }
             i = (i + 1) & self.mask;
