@@ -25,8 +25,6 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const SPEC: Spec = Spec {
@@ -298,8 +296,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         s.write_period
     );
     let live = LiveHandle::new();
-    let stop = Arc::new(AtomicBool::new(false));
-    let http = match report::serve(&s, live.clone(), stop.clone()) {
+    let http = match report::serve(&s, live.clone()) {
         Ok(r) => {
             log::info!("report page on http://{}/", r.addr);
             Some(r)
@@ -335,7 +332,6 @@ pub fn main(args: Vec<String>) -> ExitCode {
         // portscan, winscan and spam (EVENT_KINDS 1 to 3).
         a.stats.events[1..4].iter().sum::<u64>()
     });
-    stop.store(true, Ordering::Relaxed);
     if let Some(h) = http {
         h.join();
     }

@@ -15,8 +15,6 @@ use crate::store::snapshot;
 use crate::tables::day_of;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const SPEC: Spec = Spec {
@@ -232,8 +230,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
     // The report page runs on its own thread; the sensor hands it a copy of today at most
     // once a second, and only after a flush or when someone is looking.
     let live = LiveHandle::new();
-    let stop = Arc::new(AtomicBool::new(false));
-    let http = match report::serve(&s, live.clone(), stop.clone()) {
+    let http = match report::serve(&s, live.clone()) {
         Ok(r) => {
             log::info!("report page on http://{}/", r.addr);
             Some(r)
@@ -335,7 +332,6 @@ pub fn main(args: Vec<String>) -> ExitCode {
     if !sensor.flush(Flush::Stop) {
         status = ExitCode::from(EXIT_FAILURE);
     }
-    stop.store(true, Ordering::Relaxed);
     if let Some(h) = http {
         h.join();
     }

@@ -41,7 +41,6 @@ use std::io;
 use std::net::IpAddr;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -64,10 +63,6 @@ static CONFIG: picoserve::Config = picoserve::Config::new(picoserve::Timeouts {
     write: picoserve::time::Duration::from_secs(10),
 })
 .keep_connection_alive();
-
-/// Set it, then `Running::join`, to stop the server. The flag also turns away connections that
-/// arrive between the two.
-pub type Stop = Arc<AtomicBool>;
 
 /// A running report server.
 pub struct Running {
@@ -103,18 +98,13 @@ pub fn address(settings: &Settings) -> io::Result<SocketAddr> {
         })
 }
 
-/// Binds `addr` and serves the report from its own thread until `stop` is set.
-pub fn serve(settings: &Settings, live: LiveHandle, stop: Stop) -> io::Result<Running> {
-    serve_on(address(settings)?, settings, live, stop)
+/// Binds `addr` and serves the report from its own thread until `Running::join`.
+pub fn serve(settings: &Settings, live: LiveHandle) -> io::Result<Running> {
+    serve_on(address(settings)?, settings, live)
 }
 
 /// As `serve`, on an address given apart from the settings (`--http`, tests).
-pub fn serve_on(
-    addr: SocketAddr,
-    settings: &Settings,
-    live: LiveHandle,
-    stop: Stop,
-) -> io::Result<Running> {
+pub fn serve_on(addr: SocketAddr, settings: &Settings, live: LiveHandle) -> io::Result<Running> {
     let listener = TcpListener::bind(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     listener.set_nonblocking(true)?;
@@ -146,7 +136,7 @@ pub fn serve_on(
         .spawn(move || {
             let local = tokio::task::LocalSet::new();
             local.block_on(&runtime, async move {
-                let accepting = tokio::task::spawn_local(accept_loop(listener, report, stop));
+                let accepting = tokio::task::spawn_local(accept_loop(listener, report));
                 ended.notified().await;
                 // Leaving drops the runtime, and with it every connection still open.
                 accepting.abort();
@@ -155,7 +145,7 @@ pub fn serve_on(
     Ok(Running { addr, thread, end })
 }
 
-async fn accept_loop(listener: TcpListener, report: Arc<api::Report>, stop: Stop) {
+async fn accept_loop(listener: TcpListener, report: Arc<api::Report>) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -165,7 +155,7 @@ async fn accept_loop(listener: TcpListener, report: Arc<api::Report>, stop: Stop
     };
     let app = Rc::new(picoserve::Router::from_service(http::App { report }));
     let open: Rc<RefCell<Open>> = Rc::default();
-    while !stop.load(Ordering::Relaxed) {
+    loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -175,9 +165,6 @@ async fn accept_loop(listener: TcpListener, report: Arc<api::Report>, stop: Stop
                 continue;
             }
         };
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
         if !open.borrow_mut().enter(peer.ip()) {
             drop(stream);
             continue;

@@ -6,8 +6,6 @@ use crate::commands::{settings, usage_exit, EXIT_FAILURE};
 use crate::signals;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub const SPEC: Spec = Spec {
@@ -67,8 +65,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         },
     };
     signals::install();
-    let stop = Arc::new(AtomicBool::new(false));
-    let running = match super::serve_on(addr, &s, super::LiveHandle::new(), stop.clone()) {
+    let running = match super::serve_on(addr, &s, super::LiveHandle::new()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tsusen serve: {e}");
@@ -83,7 +80,6 @@ pub fn main(args: Vec<String>) -> ExitCode {
     while !signals::stop_requested() {
         std::thread::sleep(Duration::from_millis(200));
     }
-    stop.store(true, Ordering::Relaxed);
     running.join();
     ExitCode::SUCCESS
 }

@@ -7,11 +7,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::ops::Index;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tsusen::config::Settings;
-use tsusen::report::{serve_on, LiveHandle, Running, Stop};
+use tsusen::report::{serve_on, LiveHandle, Running};
 
 /// 2024-03-01, the first sample day.
 pub const DAY0: i64 = 19_783;
@@ -20,13 +19,11 @@ pub struct Server {
     pub addr: SocketAddr,
     pub dir: PathBuf,
     pub live: LiveHandle,
-    stop: Stop,
     running: Option<Running>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
         if let Some(r) = self.running.take() {
             r.join();
         }
@@ -122,19 +119,11 @@ pub fn start_on(dir: PathBuf) -> Server {
 pub fn start_with(settings: Settings) -> Server {
     let dir = settings.log_directory.clone();
     let live = LiveHandle::new();
-    let stop: Stop = Arc::new(AtomicBool::new(false));
-    let running = serve_on(
-        "127.0.0.1:0".parse().unwrap(),
-        &settings,
-        live.clone(),
-        stop.clone(),
-    )
-    .unwrap();
+    let running = serve_on("127.0.0.1:0".parse().unwrap(), &settings, live.clone()).unwrap();
     Server {
         addr: running.addr,
         dir,
         live,
-        stop,
         running: Some(running),
     }
 }
