@@ -31,6 +31,7 @@ use crate::addr::Addr;
 use crate::decode::flags;
 use crate::detect::event::{Event, EventKind, Value};
 use crate::detect::lru::Lru;
+use crate::hash::KeyedState;
 use crate::proto;
 use std::collections::HashMap;
 
@@ -213,7 +214,7 @@ const MAX_HOSTS_LISTED: usize = 16;
 
 pub struct FlowSensors {
     params: FlowParams,
-    observers: HashMap<Box<str>, u16>,
+    observers: HashMap<Box<str>, u16, KeyedState>,
     names: Vec<Box<str>>,
     portscan: Lru<Key, Window>,
     spam: Lru<Key, Window>,
@@ -229,7 +230,7 @@ impl FlowSensors {
             panic!("flow sensor settings: {e}");
         }
         FlowSensors {
-            observers: HashMap::new(),
+            observers: HashMap::with_hasher(KeyedState::random()),
             names: Vec::new(),
             portscan: Lru::new(params.capacity),
             spam: Lru::new(params.capacity),
@@ -256,8 +257,17 @@ impl FlowSensors {
     }
 
     fn observer_id(&mut self, name: &str) -> Option<u16> {
-        if let Some(&i) = self.observers.get(name) {
-            return Some(i);
+        // Few observers (live, just one): comparing the names is cheaper than hashing one.
+        let known = if self.names.len() <= 4 {
+            self.names
+                .iter()
+                .position(|n| &**n == name)
+                .map(|i| i as u16)
+        } else {
+            self.observers.get(name).copied()
+        };
+        if known.is_some() {
+            return known;
         }
         if self.names.len() >= self.params.max_observers {
             return None;

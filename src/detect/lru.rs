@@ -1,7 +1,9 @@
 //! A map of fixed capacity that forgets its least recently used key when full: the bounded
-//! per-source state of the flow sensors and the fingerprints. The index is std's `HashMap`,
-//! SipHash keyed per process, so sources chosen by an attacker cannot collide on purpose.
+//! per-source state of the flow sensors and the fingerprints. The index is std's `HashMap` with
+//! the tables' hash (`KeyedState`), keyed per process, so sources chosen by an attacker cannot
+//! collide on purpose.
 
+use crate::hash::KeyedState;
 use std::collections::HashMap;
 use std::hash::Hash;
 
@@ -15,7 +17,7 @@ struct Slot<K, V> {
 }
 
 pub(crate) struct Lru<K, V> {
-    map: HashMap<K, u32>,
+    map: HashMap<K, u32, KeyedState>,
     slots: Vec<Slot<K, V>>,
     /// Most recently used.
     head: u32,
@@ -29,7 +31,7 @@ impl<K: Hash + Eq + Copy, V> Lru<K, V> {
     pub fn new(cap: usize) -> Self {
         let cap = cap.clamp(1, NIL as usize - 1);
         Lru {
-            map: HashMap::with_capacity(cap),
+            map: HashMap::with_capacity_and_hasher(cap, KeyedState::random()),
             slots: Vec::with_capacity(cap),
             head: NIL,
             tail: NIL,

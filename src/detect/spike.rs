@@ -17,7 +17,7 @@
 //! series' count stays at the bound, which is still far above any baseline that matters.
 
 use crate::addr::Addr;
-use crate::hash::KeyedHash;
+use crate::hash::{KeyedHash, KeyedState};
 use crate::store::RowReader;
 use crate::tables::Row;
 use std::collections::HashMap;
@@ -144,7 +144,7 @@ pub type SeriesKey = (u8, Option<u16>);
 pub struct DistinctSources {
     hash: KeyedHash,
     /// Sources per series.
-    series: HashMap<SeriesKey, u64>,
+    series: HashMap<SeriesKey, u64, KeyedState>,
     /// 0: a free slot.
     slots: Vec<u64>,
     held: usize,
@@ -157,7 +157,7 @@ impl DistinctSources {
     pub fn new(capacity: usize) -> DistinctSources {
         DistinctSources {
             hash: KeyedHash::random(),
-            series: HashMap::new(),
+            series: HashMap::with_hasher(KeyedState::random()),
             slots: Vec::new(),
             held: 0,
             capacity,
