@@ -8,6 +8,7 @@ use crate::alerts::Alerts;
 use crate::classify::{could_count, Classifier, FlowStats, Rules, Verdict};
 use crate::config::Settings;
 use crate::decode::{self, Packet, Skip};
+use crate::detect::flowbuild::Place;
 use crate::policy::MAX_TIMESTAMP;
 use crate::report::LiveSummary;
 use crate::source::Frame;
@@ -100,6 +101,8 @@ struct Ahead {
     flow_hash: Option<u64>,
     /// Its row's place, when it could be an attempt.
     attempt: Option<Located>,
+    /// Its place in the flow builder, when that runs.
+    built: Place,
 }
 
 impl Default for Ahead {
@@ -111,6 +114,7 @@ impl Default for Ahead {
             p: Packet::default(),
             flow_hash: None,
             attempt: None,
+            built: Place::NONE,
         }
     }
 }
@@ -257,12 +261,21 @@ impl Sensor {
             if could_count(p) {
                 a.attempt = Some(self.table.locate(&Classifier::key(p), frame.ts));
             }
+            // Left as it was when the builder does not run: nothing reads it then.
+            if let Some(al) = self.alerts.as_ref().filter(|al| al.watching()) {
+                a.built = al.locate_flow(p);
+            }
         }
         self.ahead_len += 1;
-        // The flow record of a frame half-way along: its index slot has arrived by now.
-        let mid = (self.ahead_head + self.ahead_len / 2) % LOOKAHEAD;
-        if let Some(h) = self.ahead[mid].flow_hash {
+        // The records of a frame half-way along: their index slots and tags have arrived.
+        let mid = &self.ahead[(self.ahead_head + self.ahead_len / 2) % LOOKAHEAD];
+        if let Some(h) = mid.flow_hash {
             self.classifier.prefetch_flow(h);
+        }
+        if mid.built.is_some() {
+            if let Some(al) = self.alerts.as_ref() {
+                al.prefetch_flow_slot(mid.built);
+            }
         }
         if self.ahead_len == LOOKAHEAD {
             self.next();
@@ -332,7 +345,7 @@ impl Sensor {
                 !ignored && local.contains(&p.src) && !local.contains(&p.dst)
             };
             if al.watching() && (inbound || outbound()) {
-                al.flow_packet(p, !inbound, ts);
+                al.flow_packet(p, !inbound, ts, a.built);
             }
         }
         // Counted last: the detectors' work above hides what is left of the table's miss.

@@ -17,7 +17,7 @@ pub use syslog::{hostname, SyslogTarget};
 use crate::decode::Packet;
 use crate::detect::event::{Event, EventKind};
 use crate::detect::fingerprint::{FingerprintParams, FingerprintState, Fingerprinter};
-use crate::detect::flowbuild::{Flow, FlowBuilder, FlowBuilderStats};
+use crate::detect::flowbuild::{Flow, FlowBuilder, FlowBuilderStats, Place};
 use crate::detect::flows::{FlowParams, FlowRecord, FlowSensors};
 use crate::detect::scan::{Report, ScanDetector, ScanParams, ScanState};
 use crate::detect::spike::SpikeRule;
@@ -181,15 +181,32 @@ impl Alerts {
         self.watch
     }
 
+    /// Where `p`'s flow would be built, asked of memory ahead (see `FlowBuilder::locate`);
+    /// `Place::NONE` when the builder does not run.
+    #[inline]
+    pub fn locate_flow(&self, p: &Packet) -> Place {
+        if self.watch {
+            self.builder.locate(p)
+        } else {
+            Place::NONE
+        }
+    }
+
+    /// The second step of `locate_flow`.
+    #[inline]
+    pub fn prefetch_flow_slot(&self, at: Place) {
+        self.builder.prefetch_slot(at);
+    }
+
     /// One packet to or from our networks (inbound: from outside to us; otherwise outbound,
     /// from us to outside), for the flow builder. No allocation unless a flow sensor fires.
     #[inline]
-    pub fn flow_packet(&mut self, p: &Packet, outbound: bool, ts: i64) {
+    pub fn flow_packet(&mut self, p: &Packet, outbound: bool, ts: i64, at: Place) {
         if !self.watch {
             return;
         }
         let (flows, found, observer) = (&mut self.flows, &mut self.found, self.observer.as_str());
-        self.builder.packet(p, outbound, ts, &mut |f, now| {
+        self.builder.packet(p, outbound, ts, at, &mut |f, now| {
             judge_flow(flows, observer, f, now, found)
         });
         if !self.found.is_empty() {

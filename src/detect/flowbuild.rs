@@ -52,6 +52,23 @@ struct Slot {
     bytes: u64,
 }
 
+/// A packet's bucket and tag (see `FlowBuilder::locate`), or `NONE`.
+#[derive(Clone, Copy, Debug)]
+pub struct Place {
+    b: u32,
+    /// Never 0 for a place found.
+    tag: u32,
+}
+
+impl Place {
+    pub const NONE: Place = Place { b: 0, tag: 0 };
+
+    #[inline]
+    pub fn is_some(self) -> bool {
+        self.tag != 0
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowBuilderStats {
     pub packets: u64,
@@ -138,13 +155,52 @@ impl FlowBuilder {
         ((h as usize & self.mask) * WAYS, (h >> 32) as u32 | 1)
     }
 
-    /// One packet of ours or to us at `now`; flows that end go to `export`.
+    /// Where `p`'s flow lives, asked of memory ahead of `packet`: its bucket's tags and times.
+    /// A full table is larger than the cache, and these misses were most of a watched frame.
+    #[inline]
+    pub fn locate(&self, p: &Packet) -> Place {
+        let (b, tag) = self.bucket(p);
+        crate::tables::prefetch(&self.tags[b]);
+        crate::tables::prefetch(&self.times[b]);
+        crate::tables::prefetch(&self.times[b + WAYS - 1]);
+        Place { b: b as u32, tag }
+    }
+
+    /// The second step of `locate`, once the tags have arrived: the slot the packet will
+    /// touch (its flow's, a free one, or the oldest, which goes out).
+    #[inline]
+    pub fn prefetch_slot(&self, at: Place) {
+        let b = at.b as usize;
+        let tags = &self.tags[b..b + WAYS];
+        let i = tags
+            .iter()
+            .position(|&t| t == at.tag)
+            .or_else(|| tags.iter().position(|&t| t == 0))
+            .unwrap_or_else(|| self.oldest(b));
+        crate::tables::prefetch(&self.slots[b + i]);
+    }
+
+    /// The way of bucket `b` whose flow was seen least recently.
+    #[inline]
+    fn oldest(&self, b: usize) -> usize {
+        let mut o = 0;
+        for i in 1..WAYS {
+            if self.times[b + i].1 < self.times[b + o].1 {
+                o = i;
+            }
+        }
+        o
+    }
+
+    /// One packet of ours or to us at `now`; flows that end go to `export`. `at` is
+    /// `locate`'s answer for `p` when the caller asked ahead, or `Place::NONE`.
     #[inline]
     pub fn packet(
         &mut self,
         p: &Packet,
         outbound: bool,
         now: i64,
+        at: Place,
         export: &mut impl FnMut(&Flow, i64),
     ) {
         self.sweep(now, export);
@@ -159,7 +215,11 @@ impl FlowBuilder {
         } else {
             0
         };
-        let (b, tag) = self.bucket(p);
+        let (b, tag) = if at.is_some() {
+            (at.b as usize, at.tag)
+        } else {
+            self.bucket(p)
+        };
         let tags = &self.tags[b..b + WAYS];
         let mut free = None;
         for (i, &t) in tags.iter().enumerate() {
@@ -202,12 +262,7 @@ impl FlowBuilder {
             Some(i) => i,
             None => {
                 // Full: the least recently seen of the bucket goes out now.
-                let mut o = 0;
-                for i in 1..WAYS {
-                    if self.times[b + i].1 < self.times[b + o].1 {
-                        o = i;
-                    }
-                }
+                let o = self.oldest(b);
                 let gone = self.flow(b + o);
                 self.slots[b + o].packets = 0;
                 self.tags[b + o] = 0;
@@ -288,7 +343,7 @@ mod tests {
     use crate::detect::test_packet;
 
     fn collect(b: &mut FlowBuilder, p: &Packet, now: i64, out: &mut Vec<Flow>) {
-        b.packet(p, false, now, &mut |f, _| out.push(*f));
+        b.packet(p, false, now, Place::NONE, &mut |f, _| out.push(*f));
     }
 
     #[test]
@@ -340,11 +395,49 @@ mod tests {
         for i in 0..100_000u32 {
             let x = i.to_be_bytes();
             p.src = Addr::v4([10, x[1], x[2], x[3]]);
-            b.packet(&p, false, 1000, &mut |_, _| n += 1);
+            b.packet(&p, false, 1000, Place::NONE, &mut |_, _| n += 1);
         }
         assert_eq!(b.capacity(), 1024);
         assert_eq!(b.stats.active as usize + n as usize, 100_000);
         assert!(b.stats.active <= 1024);
         assert_eq!(b.stats.evicted, n);
+    }
+
+    #[test]
+    fn a_place_found_ahead_builds_the_same_flows() {
+        // The sensor locates a frame's flow several frames before it counts it; the frames
+        // between may fill or empty its bucket meanwhile.
+        let mut ahead = FlowBuilder::new(256, 15, 60);
+        let mut plain = FlowBuilder::new(256, 15, 60);
+        plain.hash = ahead.hash;
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        let mut waiting = std::collections::VecDeque::new();
+        let mut p = test_packet();
+        for i in 0..20_000u32 {
+            // 290 flows in 256 slots: hits, inserts and evictions.
+            let id = i * 7919 % 290;
+            p.src = Addr::v4([10, 0, 0, (id / 7) as u8]);
+            p.dport = 80 + (id % 7) as u16;
+            let now = 1000 + i as i64 / 500;
+            let at = ahead.locate(&p);
+            waiting.push_back((p, now, at));
+            if let Some(&(_, _, mid)) = waiting.get(waiting.len() / 2) {
+                ahead.prefetch_slot(mid);
+            }
+            if waiting.len() == 8 {
+                let (q, t, at) = waiting.pop_front().unwrap();
+                ahead.packet(&q, false, t, at, &mut |f, _| got.push(*f));
+                plain.packet(&q, false, t, Place::NONE, &mut |f, _| want.push(*f));
+            }
+        }
+        ahead.drain(i64::MAX / 4, &mut |f, _| got.push(*f));
+        plain.drain(i64::MAX / 4, &mut |f, _| want.push(*f));
+        assert!(ahead.stats.evicted > 0);
+        assert!(ahead.stats.flows < 19_000, "{:?}", ahead.stats);
+        assert_eq!(ahead.stats, plain.stats);
+        let key = |f: &Flow| (f.src, f.dport, f.first, f.last, f.packets);
+        got.sort_by_key(key);
+        want.sort_by_key(key);
+        assert_eq!(got, want);
     }
 }
