@@ -13,6 +13,8 @@
 # CPU seconds the capturing process spent on the stream (all threads, from
 # /proc/PID/task/*/schedstat, taken just before and two seconds after the replay). Then the medians and the
 # ratio of CPU seconds, ours / tcpdump's. Needs root, iproute2, tcpreplay, tcpdump and curl.
+# With WATCH=1 the sensor has an event sink (an events file), as a deployed one has (SYSLOG yes
+# is the default): the live flow builder and the flow sensors run too.
 # With two CPUs or more, tcpreplay runs on the first and the capturer on the last (taskset):
 # left to the scheduler, the two sometimes share a CPU and a run's CPU time moves by half.
 set -euo pipefail
@@ -68,6 +70,9 @@ fi
 
 conf=$work/tsusen.conf
 printf 'CAPTURE_METHOD %s\nHTTP_ADDRESS 127.0.0.1\nHTTP_PORT 18339\nSYSLOG no\n' "$method" >"$conf"
+if [ "${WATCH:-0}" = 1 ]; then
+    echo "EVENTS_FILE $work/events.jsonl" >>"$conf"
+fi
 
 run_tsusen() {
     rm -rf "$work/log" "$work/state.bin" && mkdir -p "$work/log"
