@@ -262,8 +262,8 @@ impl Sensor {
                 a.attempt = Some(self.table.locate(&Classifier::key(p), frame.ts));
             }
             // Left as it was when the builder does not run: nothing reads it then.
-            if let Some(al) = self.alerts.as_ref().filter(|al| al.watching()) {
-                a.built = al.locate_flow(p);
+            if let Some(at) = self.alerts.as_ref().and_then(|al| al.locate_flow(p)) {
+                a.built = at;
             }
         }
         self.ahead_len += 1;

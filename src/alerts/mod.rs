@@ -182,14 +182,10 @@ impl Alerts {
     }
 
     /// Where `p`'s flow would be built, asked of memory ahead (see `FlowBuilder::locate`);
-    /// `Place::NONE` when the builder does not run.
+    /// None when the builder does not run.
     #[inline]
-    pub fn locate_flow(&self, p: &Packet) -> Place {
-        if self.watch {
-            self.builder.locate(p)
-        } else {
-            Place::NONE
-        }
+    pub fn locate_flow(&self, p: &Packet) -> Option<Place> {
+        self.watch.then(|| self.builder.locate(p))
     }
 
     /// The second step of `locate_flow`.
