@@ -261,7 +261,8 @@ impl Sensor {
             if could_count(p) {
                 a.attempt = Some(self.table.locate(&Classifier::key(p), frame.ts));
             }
-            // Left as it was when the builder does not run: nothing reads it then.
+            // Never set when the builder does not run: it stays `Place::NONE`, and the frame is
+            // not built.
             if let Some(at) = self.alerts.as_ref().and_then(|al| al.locate_flow(p)) {
                 a.built = at;
             }
@@ -344,7 +345,8 @@ impl Sensor {
                 let local = &self.classifier.rules().local;
                 !ignored && local.contains(&p.src) && !local.contains(&p.dst)
             };
-            if al.watching() && (inbound || outbound()) {
+            // A place is found for the frames of flows a flow sensor could count.
+            if a.built.is_some() && (inbound || outbound()) {
                 al.flow_packet(p, !inbound, ts, a.built);
             }
         }

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::pcapgen::{ipv4, tcp, write_pcap, Packet, LINKTYPE_RAW};
+use common::pcapgen::{icmp, ipv4, ipv6, tcp, udp, write_pcap, Packet, LINKTYPE_RAW};
 use std::fs;
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
@@ -328,6 +328,60 @@ fn flow_sensors_on_a_built_capture() {
     assert!(!events(&ev, "scan").is_empty());
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("portscan 1 winscan 1 spam 1"), "{summary}");
+}
+
+/// UDP probes: 150 empty datagrams from one source, to 150 ports within 8 s, are a portscan.
+/// 150 datagrams with a payload from another source, 150 empty ones over IPv6 and 150 pings
+/// are not, and the flow builder leaves them out: only the probes' 150 flows are built.
+#[test]
+fn udp_probes_are_built_and_what_cannot_count_is_not() {
+    let dir = TempDir::new("udpflows");
+    let t0 = (DAY0 + 3600) as f64;
+    let at = |i: u16| {
+        let t = t0 + i as f64 * 0.05;
+        (t.floor() as u64, ((t - t.floor()) * 1e6) as u32)
+    };
+    let (v6src, v6dst) = (
+        "2001:db8:ffff::1".parse().unwrap(),
+        "2001:db8::10".parse().unwrap(),
+    );
+    let mut pkts = Vec::new();
+    for i in 0..150u16 {
+        let (sec, usec) = at(i);
+        let (dst, port) = (a("198.51.100.10"), 2000 + i);
+        let empty = udp(41000, port, &[]);
+        pkts.push(Packet::new(
+            sec,
+            usec,
+            ipv4(a("203.0.113.30"), dst, 17, &empty),
+        ));
+        let data = udp(41000, port, b"hello");
+        pkts.push(Packet::new(
+            sec,
+            usec,
+            ipv4(a("203.0.113.31"), dst, 17, &data),
+        ));
+        pkts.push(Packet::new(sec, usec, ipv6(v6src, v6dst, 17, &empty)));
+        let ping = icmp(8, 0, [0, 1, 0, i as u8], b"ping");
+        let to = Ipv4Addr::new(198, 51, 100, 1 + i as u8);
+        pkts.push(Packet::new(
+            sec,
+            usec,
+            ipv4(a("203.0.113.32"), to, 1, &ping),
+        ));
+    }
+    let cap = dir.path("udp.pcap");
+    write_pcap(&cap, LINKTYPE_RAW, &pkts).unwrap();
+    let ev = dir.path("events.jsonl");
+    let conf = format!("EVENTS_FILE {}\n", ev.display());
+    let out = replay(&dir, &conf, &["--local", "2001:db8::/48"], &[&cap]);
+    assert!(out.status.success());
+    let portscan = events(&ev, "portscan");
+    assert_eq!(portscan.len(), 1, "{portscan:?}");
+    assert_eq!(field(&portscan[0], "offender"), Some("203.0.113.30"));
+    assert_eq!(field(&portscan[0], "flows"), Some("101"));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("flows built 150 "), "{summary}");
 }
 
 // ---------------------------------------------------------------------------------------------

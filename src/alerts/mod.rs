@@ -175,17 +175,19 @@ impl Alerts {
         }
     }
 
-    /// Whether the flow builder and the spike watch run (events have a sink).
-    #[inline]
-    pub fn watching(&self) -> bool {
-        self.watch
-    }
-
     /// Where `p`'s flow would be built, asked of memory ahead (see `FlowBuilder::locate`);
-    /// None when the builder does not run.
+    /// `Place::NONE` when it is not built (`FlowSensors::may_count`), None when the builder
+    /// does not run.
     #[inline]
     pub fn locate_flow(&self, p: &Packet) -> Option<Place> {
-        self.watch.then(|| self.builder.locate(p))
+        if !self.watch {
+            return None;
+        }
+        Some(if self.flows.may_count(p) {
+            self.builder.locate(p)
+        } else {
+            Place::NONE
+        })
     }
 
     /// The second step of `locate_flow`.

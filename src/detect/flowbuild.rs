@@ -11,6 +11,8 @@
 //! every slot is looked at once per `idle` seconds and a flow is exported between `idle` and
 //! `2 × idle` seconds after its last packet, at a cost of a few slots per second per slot.
 //! A flow seen again after running `active` seconds is exported at that packet.
+//! The sensor hands the builder only packets a flow sensor could count
+//! (`FlowSensors::may_count`): no ICMP, and no UDP datagram too long to be a probe.
 
 use crate::addr::Addr;
 use crate::decode::Packet;

@@ -28,7 +28,7 @@
 //! listed hosts, so 4096 keys stay under 6 MiB), a spam key its last 21.
 
 use crate::addr::Addr;
-use crate::decode::flags;
+use crate::decode::{flags, Packet};
 use crate::detect::event::{Event, EventKind, Value};
 use crate::detect::lru::Lru;
 use crate::hash::KeyedState;
@@ -220,8 +220,14 @@ pub struct FlowSensors {
     spam: Lru<Key, Window>,
     /// winscan keeps only its quiet-until time.
     winscan: Lru<Key, i64>,
+    /// The longest UDP packet, over IPv4 and over IPv6, that could be part of a flow the
+    /// portscan sensor counts (see `may_count`).
+    udp_longest: [u64; 2],
     stats: FlowStats,
 }
+
+/// The shortest UDP datagrams, IP header included: IPv4 and IPv6.
+const MIN_UDP_BYTES: [u64; 2] = [28, 48];
 
 impl FlowSensors {
     /// Panics if `params` do not validate; check them with [`FlowParams::validate`] first.
@@ -235,8 +241,39 @@ impl FlowSensors {
             portscan: Lru::new(params.capacity),
             spam: Lru::new(params.capacity),
             winscan: Lru::new(params.capacity),
+            udp_longest: MIN_UDP_BYTES.map(|b| {
+                if b * 8 < params.portscan_udp_bits {
+                    u64::MAX
+                } else {
+                    params.portscan_udp_bits / 8
+                }
+            }),
             stats: FlowStats::default(),
             params,
+        }
+    }
+
+    /// Whether a packet could be part of a flow some sensor counts: the live flow builder
+    /// builds flows of these packets only. Only TCP and UDP flows count, and UDP ones only for
+    /// portscan, at most `portscan_udp_bits` per packet and not to an ignored port.
+    ///
+    /// When no datagram of the packet's IP version is shorter than that (net-security's 224
+    /// bits is an empty IPv4 datagram, the shortest there is; over IPv6 every datagram is
+    /// longer), a longer datagram would keep its flow from ever counting. It is left out
+    /// rather than built: on a busy link datagrams with a payload are a large share of the
+    /// frames, and each would cost the builder a lookup and, in a full table, an eviction. A
+    /// flow that mixes empty and other datagrams on one pair of ports is therefore judged on
+    /// its empty ones, as probes. A threshold above the shortest datagram keeps every
+    /// datagram in.
+    #[inline]
+    pub fn may_count(&self, p: &Packet) -> bool {
+        match p.proto {
+            proto::TCP => true,
+            proto::UDP => {
+                p.ip_len as u64 <= self.udp_longest[p.src.is_v6() as usize]
+                    && !self.params.portscan_ignore_ports.contains(&p.dport)
+            }
+            _ => false,
         }
     }
 
@@ -643,5 +680,44 @@ mod tests {
         ] {
             assert!(p.validate().is_err());
         }
+    }
+
+    #[test]
+    fn only_packets_of_flows_that_could_count_are_built() {
+        let pkt = |proto, v6: bool, ip_len, dport| Packet {
+            src: if v6 {
+                Addr::v6([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])
+            } else {
+                Addr::v4([203, 0, 113, 1])
+            },
+            proto,
+            ip_len,
+            dport,
+            ..Packet::default()
+        };
+        let s = FlowSensors::new(FlowParams::default());
+        // TCP always (its flags and sizes are judged on the whole flow); no ICMP.
+        assert!(s.may_count(&pkt(proto::TCP, false, 1500, 80)));
+        assert!(s.may_count(&pkt(proto::TCP, true, 60, 8443)));
+        assert!(!s.may_count(&pkt(proto::ICMP, false, 28, 0)));
+        assert!(!s.may_count(&pkt(proto::ICMPV6, true, 48, 0)));
+        // UDP at 224 bits: only the empty IPv4 datagram, and not to the ignored port.
+        assert!(s.may_count(&pkt(proto::UDP, false, 28, 53)));
+        assert!(!s.may_count(&pkt(proto::UDP, false, 29, 53)));
+        assert!(!s.may_count(&pkt(proto::UDP, false, 28, 8443)));
+        assert!(!s.may_count(&pkt(proto::UDP, true, 48, 53)));
+        // Above the shortest datagram a longer one can be made up for by shorter ones.
+        let wide = FlowSensors::new(FlowParams {
+            portscan_udp_bits: 400,
+            ..FlowParams::default()
+        });
+        assert!(wide.may_count(&pkt(proto::UDP, false, 1500, 53)));
+        assert!(wide.may_count(&pkt(proto::UDP, true, 1500, 53)));
+        // Below it nothing counts.
+        let narrow = FlowSensors::new(FlowParams {
+            portscan_udp_bits: 200,
+            ..FlowParams::default()
+        });
+        assert!(!narrow.may_count(&pkt(proto::UDP, false, 28, 53)));
     }
 }
