@@ -86,9 +86,6 @@ impl<K: Hash + Eq + Copy, V> Lru<K, V> {
         self.head = i;
     }
 
-    /// The value of `key`, made most recent. A new key gets `make()`, or, when the map is full,
-    /// the least recent key's value after `reset` (so its allocations are reused). The flag is
-    /// true when the key is new.
     /// Entries from the least to the most recently used: re-inserting them in this order into
     /// an empty map rebuilds the same recency.
     pub fn oldest_first(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
@@ -103,6 +100,9 @@ impl<K: Hash + Eq + Copy, V> Lru<K, V> {
         })
     }
 
+    /// The value of `key`, made most recent. A new key gets `make()`, or, when the map is full,
+    /// the least recent key's value after `reset` (so its allocations are reused). The flag is
+    /// true when the key is new.
     pub fn touch(
         &mut self,
         key: K,
