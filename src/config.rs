@@ -354,7 +354,8 @@ impl Settings {
             }
             "FLOW_EXPORT_IDLE" => self.flow_export_idle = number(value, 1, 86_400).map_err(err)?,
             "FLOW_EXPORT_ACTIVE" => {
-                self.flow_export_active = number(value, 1, 86_400).map_err(err)?
+                let most = crate::detect::flowbuild::MAX_ACTIVE;
+                self.flow_export_active = number(value, 1, most).map_err(err)?
             }
             "FLOW_BUILDER_CAPACITY" => {
                 self.flow_builder_capacity = number(value, 1, 1 << 24).map_err(err)? as usize

@@ -135,7 +135,7 @@ pub const SPIKE_RATIO: f64 = 2.0;
 /// growing.
 pub const SPIKE_SOURCES_CAPACITY: usize = 524_288;
 
-/// Live flow builder (detect::flowbuild): flows held (about 84 B each), seconds idle before a
+/// Live flow builder (detect::flowbuild): flows held (72 B each), seconds idle before a
 /// flow is exported, and seconds a long flow runs before it is exported anyway (NetFlow's
 /// inactive and active timeouts; short, because the flow sensors judge within 60 s).
 pub const FLOW_BUILDER_CAPACITY: usize = 65_536;

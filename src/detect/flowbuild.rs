@@ -7,9 +7,9 @@
 //! emergency expiry). The table is allocated once: `capacity` slots in buckets of `WAYS`,
 //! found by a hash keyed per process, so a flood of spoofed sources costs evictions, never
 //! memory, and crafted addresses cannot pile into one bucket. Expiry sweeps the table a slice at
-//! a time, as the clock (packet time in replay) moves: each second `capacity / idle` slots, so
-//! every slot is looked at once per `idle` seconds and a flow is exported between `idle` and
-//! `2 × idle` seconds after its last packet, at a cost of a few slots per second per slot.
+//! a time, as the clock (packet time in replay) moves: each second an `idle`-th of the buckets,
+//! so every bucket is looked at once per `idle` seconds and a flow is exported between `idle`
+//! and `2 × idle` seconds after its last packet. An empty bucket costs one compare.
 //! A flow seen again after running `active` seconds is exported at that packet.
 //! The sensor hands the builder only packets a flow sensor could count
 //! (`FlowSensors::may_count`): no ICMP, and no UDP datagram too long to be a probe.
@@ -39,8 +39,7 @@ pub struct Flow {
     pub last: i64,
 }
 
-/// A flow as the table holds it: `Flow` without its times, which `times` holds (64 bytes
-/// rather than 80: a quarter of a megabyte at the OpenWrt profile's 16 384 flows).
+/// A flow as the table holds it: `Flow` without its times, which its bucket's `Meta` holds.
 #[derive(Clone, Copy, Default)]
 struct Slot {
     src: Addr,
@@ -54,12 +53,31 @@ struct Slot {
     bytes: u64,
 }
 
+/// What a lookup, an eviction and the sweep read of a bucket, in one cache line: per way, its
+/// flow's tag, how long it has run, and when it was last seen. A full table is larger than the
+/// cache, and each line a frame touches is a miss; the slot itself is read only on a match.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Meta {
+    /// Bits of the key's hash, never 0; 0 marks a free way.
+    tag: [u16; WAYS],
+    /// Seconds from the flow's first packet to its last (at most `MAX_ACTIVE`).
+    run: [u16; WAYS],
+    /// The second of its last packet, modulo 2^32, read against the builder's clock: every flow
+    /// held was last seen less than `2 × idle` seconds before it (a step of the clock by `idle`
+    /// or more sweeps the whole table), far inside 2^31.
+    last: [u32; WAYS],
+}
+
+/// The longest active timeout the builder keeps (`Meta::run` is 16 bits): 18 hours.
+pub const MAX_ACTIVE: u64 = u16::MAX as u64;
+
 /// A packet's bucket and tag (see `FlowBuilder::locate`), or `NONE`.
 #[derive(Clone, Copy, Debug)]
 pub struct Place {
     b: u32,
     /// Never 0 for a place found.
-    tag: u32,
+    tag: u16,
 }
 
 impl Place {
@@ -82,39 +100,36 @@ pub struct FlowBuilderStats {
 }
 
 pub struct FlowBuilder {
-    /// `packets == 0` marks a free slot.
+    /// `WAYS` slots per bucket; a slot is in use when its way's tag is not 0.
     slots: Vec<Slot>,
-    /// Per slot, bits of its key's hash (never 0), or 0 when free: a bucket's tags share one
-    /// cache line, so a lookup reads a slot only when its tag matches.
-    tags: Vec<u32>,
-    /// Per slot, its flow's (first, last): the sweep reads these 16 bytes, not the whole slot.
-    times: Vec<(i64, i64)>,
+    meta: Vec<Meta>,
     mask: usize,
     hash: KeyedHash,
     idle: i64,
     active: i64,
-    swept: i64,
-    /// Next slot the sweep looks at, and how many it looks at per second of the clock.
+    /// The latest second seen: the clock the times in `Meta` are read against.
+    clock: i64,
+    /// Next bucket the sweep looks at, and how many it looks at per second of the clock.
     cursor: usize,
     per_second: usize,
     pub stats: FlowBuilderStats,
 }
 
 impl FlowBuilder {
-    /// `capacity` is rounded up to a power of two buckets of `WAYS` slots.
+    /// `capacity` is rounded up to a power of two buckets of `WAYS` slots; `active` is at most
+    /// `MAX_ACTIVE`.
     pub fn new(capacity: usize, idle: u64, active: u64) -> FlowBuilder {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         FlowBuilder {
             slots: vec![Slot::default(); buckets * WAYS],
-            tags: vec![0; buckets * WAYS],
-            times: vec![(0, 0); buckets * WAYS],
+            meta: vec![Meta::default(); buckets],
             mask: buckets - 1,
             hash: KeyedHash::random(),
             idle: idle.max(1) as i64,
-            active: active.max(1) as i64,
-            swept: i64::MIN,
+            active: active.clamp(1, MAX_ACTIVE) as i64,
+            clock: i64::MIN,
             cursor: 0,
-            per_second: (buckets * WAYS).div_ceil(idle.max(1) as usize).max(1),
+            per_second: buckets.div_ceil(idle.max(1) as usize),
             stats: FlowBuilderStats::default(),
         }
     }
@@ -123,11 +138,19 @@ impl FlowBuilder {
         self.slots.len()
     }
 
-    /// The flow in slot `i`, whole.
+    /// The (first, last) seconds of way `w` of bucket `b`, read against `clock`.
     #[inline]
-    fn flow(&self, i: usize) -> Flow {
-        let s = &self.slots[i];
-        let (first, last) = self.times[i];
+    fn times(&self, b: usize, w: usize, clock: i64) -> (i64, i64) {
+        let m = &self.meta[b];
+        let last = clock - (clock as u32).wrapping_sub(m.last[w]) as i32 as i64;
+        (last - m.run[w] as i64, last)
+    }
+
+    /// The flow in way `w` of bucket `b`, whole.
+    #[inline]
+    fn flow(&self, b: usize, w: usize, clock: i64) -> Flow {
+        let s = &self.slots[b * WAYS + w];
+        let (first, last) = self.times(b, w, clock);
         Flow {
             src: s.src,
             dst: s.dst,
@@ -144,7 +167,7 @@ impl FlowBuilder {
     }
 
     #[inline]
-    fn bucket(&self, p: &Packet) -> (usize, u32) {
+    fn bucket(&self, p: &Packet) -> (usize, u16) {
         let (s, d) = (p.src.bytes(), p.dst.bytes());
         let w = |b: &[u8; 16], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8"));
         let h = self.hash.hash(&[
@@ -154,41 +177,42 @@ impl FlowBuilder {
             w(d, 8),
             (p.sport as u64) << 24 | (p.dport as u64) << 8 | p.proto as u64,
         ]);
-        ((h as usize & self.mask) * WAYS, (h >> 32) as u32 | 1)
+        (h as usize & self.mask, (h >> 48) as u16 | 1)
     }
 
-    /// Where `p`'s flow lives, asked of memory ahead of `packet`: its bucket's tags and times.
-    /// A full table is larger than the cache, and these misses were most of a watched frame.
+    /// Where `p`'s flow lives, asked of memory ahead of `packet`: its bucket's line.
     #[inline]
     pub fn locate(&self, p: &Packet) -> Place {
         let (b, tag) = self.bucket(p);
-        crate::tables::prefetch(&self.tags[b]);
-        crate::tables::prefetch(&self.times[b]);
-        crate::tables::prefetch(&self.times[b + WAYS - 1]);
+        crate::tables::prefetch(&self.meta[b]);
         Place { b: b as u32, tag }
     }
 
-    /// The second step of `locate`, once the tags have arrived: the slot the packet will
-    /// touch (its flow's, a free one, or the oldest, which goes out).
+    /// The second step of `locate`, once the bucket's line has arrived: the slot the packet
+    /// will touch (its flow's, a free one, or the oldest, which goes out).
     #[inline]
     pub fn prefetch_slot(&self, at: Place) {
         let b = at.b as usize;
-        let tags = &self.tags[b..b + WAYS];
-        let i = tags
+        let m = &self.meta[b];
+        let w = m
+            .tag
             .iter()
             .position(|&t| t == at.tag)
-            .or_else(|| tags.iter().position(|&t| t == 0))
+            .or_else(|| m.tag.iter().position(|&t| t == 0))
             .unwrap_or_else(|| self.oldest(b));
-        crate::tables::prefetch(&self.slots[b + i]);
+        crate::tables::prefetch(&self.slots[b * WAYS + w]);
     }
 
     /// The way of bucket `b` whose flow was seen least recently.
     #[inline]
     fn oldest(&self, b: usize) -> usize {
+        let m = &self.meta[b];
+        let now = self.clock as u32;
+        let age = |w: usize| now.wrapping_sub(m.last[w]) as i32;
         let mut o = 0;
-        for i in 1..WAYS {
-            if self.times[b + i].1 < self.times[b + o].1 {
-                o = i;
+        for w in 1..WAYS {
+            if age(w) > age(o) {
+                o = w;
             }
         }
         o
@@ -222,52 +246,60 @@ impl FlowBuilder {
         } else {
             self.bucket(p)
         };
-        let tags = &self.tags[b..b + WAYS];
+        let clock = self.clock;
         let mut free = None;
-        for (i, &t) in tags.iter().enumerate() {
+        for w in 0..WAYS {
+            let t = self.meta[b].tag[w];
             if t == 0 {
-                free.get_or_insert(i);
+                free.get_or_insert(w);
                 continue;
             }
             if t != tag {
                 continue;
             }
-            let f = &self.slots[b + i];
+            let f = &self.slots[b * WAYS + w];
             if f.src == p.src
                 && f.dst == p.dst
                 && f.sport == sport
                 && f.dport == dport
                 && f.proto == p.proto
             {
-                if now - self.times[b + i].0 >= self.active {
+                let (first, last) = self.times(b, w, clock);
+                if now - first >= self.active {
                     // Running too long: out it goes, and this packet starts the next record.
-                    let gone = self.flow(b + i);
+                    let gone = self.flow(b, w, clock);
                     self.stats.flows += 1;
                     export(&gone, now);
-                    let f = &mut self.slots[b + i];
+                    let f = &mut self.slots[b * WAYS + w];
                     f.packets = 1;
                     f.bytes = p.ip_len as u64;
                     f.tcp_flags = flags;
-                    self.times[b + i] = (now, now);
+                    let m = &mut self.meta[b];
+                    m.run[w] = 0;
+                    m.last[w] = now as u32;
                     return;
                 }
-                let f = &mut self.slots[b + i];
+                let f = &mut self.slots[b * WAYS + w];
                 f.packets += 1;
                 f.bytes += p.ip_len as u64;
                 f.tcp_flags |= flags;
-                let t = &mut self.times[b + i];
-                t.1 = t.1.max(now);
+                // A packet older than the flow's last (replayed files may step back) leaves
+                // its times as they are.
+                if now > last {
+                    let m = &mut self.meta[b];
+                    m.run[w] = (now - first) as u16;
+                    m.last[w] = now as u32;
+                }
                 return;
             }
         }
-        let i = match free {
-            Some(i) => i,
+        let w = match free {
+            Some(w) => w,
             None => {
                 // Full: the least recently seen of the bucket goes out now.
                 let o = self.oldest(b);
-                let gone = self.flow(b + o);
-                self.slots[b + o].packets = 0;
-                self.tags[b + o] = 0;
+                let gone = self.flow(b, o, clock);
+                self.meta[b].tag[o] = 0;
                 self.stats.evicted += 1;
                 self.stats.active -= 1;
                 export(&gone, now);
@@ -276,9 +308,11 @@ impl FlowBuilder {
         };
         self.stats.flows += 1;
         self.stats.active += 1;
-        self.tags[b + i] = tag;
-        self.times[b + i] = (now, now);
-        self.slots[b + i] = Slot {
+        let m = &mut self.meta[b];
+        m.tag[w] = tag;
+        m.run[w] = 0;
+        m.last[w] = now as u32;
+        self.slots[b * WAYS + w] = Slot {
             src: p.src,
             dst: p.dst,
             sport,
@@ -292,35 +326,40 @@ impl FlowBuilder {
     }
 
     /// Exports the flows idle or running too long in the next slice of the table: as many
-    /// slots as the seconds since the last sweep call for (all of them at most).
+    /// buckets as the seconds since the last sweep call for (all of them at most).
     pub fn sweep(&mut self, now: i64, export: &mut impl FnMut(&Flow, i64)) {
-        if now <= self.swept {
+        if now <= self.clock {
             return;
         }
-        let elapsed = if self.swept == i64::MIN {
-            1
-        } else {
-            (now - self.swept).min(i64::MAX / 2) as usize
-        };
-        self.swept = now;
+        // The times held were taken against the clock before this second.
+        let clock = self.clock;
+        self.clock = now;
         if self.stats.active == 0 {
             return;
         }
-        let len = self.slots.len();
-        let n = elapsed.saturating_mul(self.per_second).min(len);
+        let elapsed = (now - clock).min(i64::MAX / 2) as usize;
+        // Every flow was last seen at `clock` or before: after `idle` seconds all are idle.
+        let all = elapsed >= self.idle as usize;
+        let n = elapsed.saturating_mul(self.per_second).min(self.meta.len());
+        let now32 = now as u32;
         for _ in 0..n {
-            let (first, last) = self.times[self.cursor];
-            if self.tags[self.cursor] != 0
-                && (now - last >= self.idle || now - first >= self.active)
-            {
-                export(&self.flow(self.cursor), now);
-                self.slots[self.cursor].packets = 0;
-                self.tags[self.cursor] = 0;
-                self.stats.active -= 1;
+            let b = self.cursor;
+            self.cursor = (b + 1) & self.mask;
+            let m = &self.meta[b];
+            if m.tag == [0; WAYS] {
+                continue;
             }
-            self.cursor += 1;
-            if self.cursor == len {
-                self.cursor = 0;
+            for w in 0..WAYS {
+                let m = &self.meta[b];
+                // Within 2^31 of `now` unless `all`.
+                let age = now32.wrapping_sub(m.last[w]) as i32 as i64;
+                if m.tag[w] != 0
+                    && (all || age >= self.idle || age + m.run[w] as i64 >= self.active)
+                {
+                    export(&self.flow(b, w, clock), now);
+                    self.meta[b].tag[w] = 0;
+                    self.stats.active -= 1;
+                }
             }
         }
     }
@@ -328,10 +367,10 @@ impl FlowBuilder {
     /// Exports every flow (the sensor stops).
     pub fn drain(&mut self, now: i64, export: &mut impl FnMut(&Flow, i64)) {
         for i in 0..self.slots.len() {
-            if self.tags[i] != 0 {
-                export(&self.flow(i), now);
-                self.slots[i].packets = 0;
-                self.tags[i] = 0;
+            let (b, w) = (i / WAYS, i % WAYS);
+            if self.meta[b].tag[w] != 0 {
+                export(&self.flow(b, w, self.clock), now);
+                self.meta[b].tag[w] = 0;
             }
         }
         self.stats.active = 0;
@@ -349,8 +388,39 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_64_bytes() {
+    fn a_slot_and_a_bucket_line_are_64_bytes() {
         assert_eq!(std::mem::size_of::<Slot>(), 64);
+        assert_eq!(std::mem::size_of::<Meta>(), 64);
+        assert_eq!(std::mem::align_of::<Meta>(), 64);
+    }
+
+    #[test]
+    fn times_cross_the_32_bit_second_and_big_steps_of_the_clock() {
+        let mut b = FlowBuilder::new(64, 15, 60);
+        let mut out = Vec::new();
+        let mut p = test_packet();
+        let t0 = (1i64 << 32) - 3;
+        for t in t0..t0 + 10 {
+            collect(&mut b, &p, t, &mut out);
+        }
+        // An older packet (a replayed file stepping back) leaves the times as they are.
+        collect(&mut b, &p, t0 + 2, &mut out);
+        p.dport = 81;
+        collect(&mut b, &p, t0 + 9, &mut out);
+        assert!(out.is_empty());
+        // A jump of the clock far past 2^31 seconds: both go out, with their own times.
+        b.sweep(t0 + (5 << 32), &mut |f, _| out.push(*f));
+        out.sort_by_key(|f| f.dport);
+        let times: Vec<_> = out.iter().map(|f| (f.first, f.last, f.packets)).collect();
+        assert_eq!(times, [(t0, t0 + 9, 11), (t0 + 9, t0 + 9, 1)]);
+        assert_eq!(b.stats.active, 0);
+        // And the next flows are read against the new clock.
+        out.clear();
+        let t1 = t0 + (5 << 32) + 1;
+        collect(&mut b, &p, t1, &mut out);
+        collect(&mut b, &p, t1 + 7, &mut out);
+        b.drain(t1 + 8, &mut |f, _| out.push(*f));
+        assert_eq!((out[0].first, out[0].last, out[0].packets), (t1, t1 + 7, 2));
     }
 
     #[test]
