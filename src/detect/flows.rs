@@ -182,16 +182,19 @@ impl Window {
         if self.times.len() < n {
             self.times.push(now);
             self.ports.push(port);
-            self.head = self.times.len() % n;
         } else {
             self.times[self.head] = now;
             self.ports[self.head] = port;
-            self.head = (self.head + 1) % n;
+        }
+        // Wrapped by a compare, not `%`: a division for every flow counted.
+        self.head += 1;
+        if self.head == n {
+            self.head = 0;
         }
         if self.dsts.len() < MAX_HOSTS_LISTED && !self.dsts.contains(&dst) {
             self.dsts.push(dst);
         }
-        (self.times.len() == n).then(|| self.times[self.head % n])
+        (self.times.len() == n).then(|| self.times[self.head])
     }
 
     fn distinct_ports(&self) -> Vec<i64> {

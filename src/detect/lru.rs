@@ -4,6 +4,7 @@
 //! collide on purpose.
 
 use crate::hash::KeyedState;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::Hash;
 
@@ -31,7 +32,10 @@ impl<K: Hash + Eq + Copy, V> Lru<K, V> {
     pub fn new(cap: usize) -> Self {
         let cap = cap.clamp(1, NIL as usize - 1);
         Lru {
-            map: HashMap::with_capacity_and_hasher(cap, KeyedState::random()),
+            // std's map marks a removed key's place rather than freeing it, and once the marks
+            // use up its room it cleans them in place only while at most half full: room for
+            // twice the keys (and the one `touch` adds before it removes) means it never grows.
+            map: HashMap::with_capacity_and_hasher(2 * cap + 2, KeyedState::random()),
             slots: Vec::with_capacity(cap),
             head: NIL,
             tail: NIL,
@@ -109,32 +113,37 @@ impl<K: Hash + Eq + Copy, V> Lru<K, V> {
         make: impl FnOnce() -> V,
         reset: impl FnOnce(&mut V),
     ) -> (&mut V, bool) {
-        if let Some(&i) = self.map.get(&key) {
-            if self.head != i {
-                self.detach(i);
-                self.push_front(i);
+        // One probe finds the key or the place for it; a new key then takes the next free
+        // slot or the least recent one's, whose key is forgotten (the map has room for one
+        // more, so the new key goes in before the old one goes out).
+        let len = self.slots.len() as u32;
+        let (i, evict) = match self.map.entry(key) {
+            Entry::Occupied(e) => {
+                let i = *e.get();
+                if self.head != i {
+                    self.detach(i);
+                    self.push_front(i);
+                }
+                return (&mut self.slots[i as usize].val, false);
             }
-            return (&mut self.slots[i as usize].val, false);
-        }
-        let i = if self.slots.len() < self.cap {
-            self.slots.push(Slot {
-                key,
-                val: make(),
-                prev: NIL,
-                next: NIL,
-            });
-            (self.slots.len() - 1) as u32
-        } else {
-            let i = self.tail;
+            Entry::Vacant(e) if (len as usize) < self.cap => (*e.insert(len), false),
+            Entry::Vacant(e) => (*e.insert(self.tail), true),
+        };
+        if evict {
             self.detach(i);
             let s = &mut self.slots[i as usize];
             self.map.remove(&s.key);
             s.key = key;
             reset(&mut s.val);
             self.evictions += 1;
-            i
-        };
-        self.map.insert(key, i);
+        } else {
+            self.slots.push(Slot {
+                key,
+                val: make(),
+                prev: NIL,
+                next: NIL,
+            });
+        }
         self.push_front(i);
         (&mut self.slots[i as usize].val, true)
     }
@@ -170,6 +179,24 @@ mod tests {
         }
         assert_eq!(l.len(), 3);
         assert!(l.peek(&999).is_some() && l.peek(&997).is_some());
+    }
+
+    #[test]
+    fn a_full_map_never_grows_and_finds_only_its_keys() {
+        let mut l: Lru<u32, u32> = Lru::new(100);
+        let room = l.map.capacity();
+        for k in 0..10_000u32 {
+            *l.touch(k * 7919, || 0, |v| *v = 0).0 = k;
+            assert_eq!(l.map.len(), l.len());
+        }
+        // Its room is the most it holds without growing; marks of removed keys take from it.
+        assert!(l.map.capacity() <= room, "the index grew");
+        for k in 0..10_000u32 {
+            let kept = l.peek(&(k * 7919)).copied();
+            assert_eq!(kept, (k >= 9_900).then_some(k), "key {k}");
+        }
+        let recency: Vec<u32> = l.oldest_first().map(|(_, v)| *v).collect();
+        assert_eq!(recency, (9_900..10_000).collect::<Vec<_>>());
     }
 
     #[test]
