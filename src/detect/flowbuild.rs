@@ -512,4 +512,46 @@ mod tests {
         want.sort_by_key(key);
         assert_eq!(got, want);
     }
+
+    #[test]
+    fn every_packet_is_in_one_flow_whatever_the_clock_does() {
+        // A clock that mostly creeps, sometimes steps back (a replayed file), and now and then
+        // jumps by years: every packet and byte comes out once, in a flow whose first and last
+        // are times its source's packets had, and no flow runs past the active timeout.
+        let mut b = FlowBuilder::new(128, 15, 60);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut out, mut p) = (Vec::new(), test_packet());
+        let (mut now, mut packets, mut bytes) = ((1i64 << 32) - 5_000, 0u64, 0u64);
+        // Each source's packet times.
+        let mut seen = std::collections::HashMap::<Addr, std::collections::BTreeSet<i64>>::new();
+        for _ in 0..200_000 {
+            let r = next();
+            now += match r % 1000 {
+                0 => 3 << 31,
+                1..=20 => -(((r >> 20) % 30) as i64),
+                _ => ((r >> 20) % 3) as i64,
+            };
+            p.src = Addr::v4([10, 0, (r >> 40) as u8 % 4, (r >> 48) as u8 % 64]);
+            seen.entry(p.src).or_default().insert(now);
+            p.ip_len = 40 + (r >> 56) as u16;
+            packets += 1;
+            bytes += p.ip_len as u64;
+            b.packet(&p, false, now, Place::NONE, &mut |f, _| out.push(*f));
+        }
+        b.drain(now, &mut |f, _| out.push(*f));
+        assert!(b.stats.evicted > 0, "{:?}", b.stats);
+        assert_eq!(out.iter().map(|f| f.packets).sum::<u64>(), packets);
+        assert_eq!(out.iter().map(|f| f.bytes).sum::<u64>(), bytes);
+        for f in &out {
+            let times = &seen[&f.src];
+            assert!(times.contains(&f.first) && times.contains(&f.last), "{f:?}");
+            assert!(f.first <= f.last && f.last - f.first < 60, "{f:?}");
+        }
+    }
 }
