@@ -1,6 +1,7 @@
 //! Alerts end to end through `tsusen replay --alerts` on captures this test builds: spikes
 //! (several days of history, then a spike day: one event, and none on a normal day), net-security's
-//! flow sensors on flows built from the packets (portscan, winscan, spam), remote syslog over
+//! flow sensors on flows built from the packets (portscan, winscan, spam; UDP probes, and the
+//! packets no sensor could count left unbuilt), remote syslog over
 //! UDP in RFC 3164 and 5424, and the broker sinks against real brokers on loopback: mosquitto
 //! (killed and restarted mid-stream: the events sent after it comes back arrive) and RabbitMQ
 //! (a durable queue, read back with Basic.Get). A broker test prints "SKIP: reason" when its
