@@ -17,7 +17,7 @@ fn pages<T>(v: &mut Vec<T>) -> Option<(*mut libc::c_void, usize)> {
     let page = page();
     let first = start.next_multiple_of(page);
     let end = (start + len) / page * page;
-    (first < end).then_some((first as *mut libc::c_void, end - first))
+    (first < end).then(|| (first as *mut libc::c_void, end - first))
 }
 
 /// Asks the kernel to back `v` with huge pages where it can: a table probed at random touches
