@@ -197,12 +197,12 @@ impl Alerts {
     }
 
     /// One packet to or from our networks (inbound: from outside to us; otherwise outbound,
-    /// from us to outside), for the flow builder. No allocation unless a flow sensor fires.
+    /// from us to outside), for the flow builder, at `at`: the place `locate_flow` found for
+    /// it (so the builder runs and a sensor could count the flow). No allocation unless a flow
+    /// sensor fires.
     #[inline]
     pub fn flow_packet(&mut self, p: &Packet, outbound: bool, ts: i64, at: Place) {
-        if !self.watch {
-            return;
-        }
+        debug_assert!(self.watch && at.is_some());
         let (flows, found, observer) = (&mut self.flows, &mut self.found, self.observer.as_str());
         self.builder.packet(p, outbound, ts, at, &mut |f, now| {
             judge_flow(flows, observer, f, now, found)
