@@ -111,6 +111,11 @@ impl FlowTable {
         }
     }
 
+    /// Takes the table's whole memory now (see `tables::memory::commit`).
+    pub fn commit(&mut self) -> bool {
+        crate::tables::commit(&mut self.flows) & crate::tables::commit(&mut self.index)
+    }
+
     pub fn stats(&self) -> FlowStats {
         FlowStats {
             active: self.flows.len(),

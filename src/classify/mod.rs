@@ -103,6 +103,11 @@ impl Classifier {
         self.flows.export(now, self.rules.flow_timeout)
     }
 
+    /// Takes the flow table's memory now (see `tables::memory::commit`).
+    pub fn commit(&mut self) -> bool {
+        self.flows.commit()
+    }
+
     /// `export_flows` for the snapshot, serialised without a copy.
     pub fn flows_view(&self, now: i64) -> FlowsView<'_> {
         self.flows.view(now, self.rules.flow_timeout)
