@@ -130,8 +130,8 @@ pub const SPIKE_MIN_SOURCES: u32 = 10;
 pub const SPIKE_MAD_FACTOR: f64 = 3.0;
 pub const SPIKE_RATIO: f64 = 2.0;
 
-/// Sources held to count one day's distinct sources per port exactly (16 B each: 524 288 =
-/// 8 MiB, allocated at the day's first source, resident as it fills); past it the counts stop
+/// Sources held to count one day's distinct sources per port exactly (8 B each: 524 288 =
+/// 4 MiB, allocated at the day's first source, resident as it fills); past it the counts stop
 /// growing.
 pub const SPIKE_SOURCES_CAPACITY: usize = 524_288;
 
