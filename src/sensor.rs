@@ -5,7 +5,7 @@
 
 use crate::addr::NetSet;
 use crate::alerts::Alerts;
-use crate::classify::{could_count, Classifier, FlowStats, Rules, Verdict};
+use crate::classify::{could_count, under_way, Classifier, FlowStats, Rules, Verdict};
 use crate::config::Settings;
 use crate::decode::{self, Packet, Skip};
 use crate::detect::flowbuild::Place;
@@ -256,7 +256,7 @@ impl Sensor {
         a.decoded = decode::decode_into(frame, &mut a.p);
         a.flow_hash = None;
         a.attempt = None;
-        if a.decoded.is_ok() {
+        if a.decoded.is_ok() && !under_way(&a.p) {
             let p = &a.p;
             a.flow_hash = self.classifier.prefetch(p);
             if could_count(p) {
@@ -324,6 +324,11 @@ impl Sensor {
         }
         let a = &self.ahead[i];
         let p = &a.p;
+        // After the clock, which every frame moves.
+        if under_way(p) {
+            self.position += 1;
+            return;
+        }
         let mut attempt = None;
         let (inbound, ignored) = match self.classifier.classify(p, ts, a.flow_hash) {
             Verdict::Attempt(key) => {

@@ -1,7 +1,7 @@
 //! Alerts end to end through `tsusen replay --alerts` on captures this test builds: spikes
 //! (several days of history, then a spike day: one event, and none on a normal day), net-security's
 //! flow sensors on flows built from the packets (portscan, winscan, spam; UDP probes, and the
-//! packets no sensor could count left unbuilt), remote syslog over
+//! packets no sensor could count left unbuilt), TCP with ACK set dropped as live, remote syslog over
 //! UDP in RFC 3164 and 5424, and the broker sinks against real brokers on loopback: mosquitto
 //! (killed and restarted mid-stream: the events sent after it comes back arrive) and RabbitMQ
 //! (a durable queue, read back with Basic.Get). A broker test prints "SKIP: reason" when its
@@ -383,6 +383,53 @@ fn udp_probes_are_built_and_what_cannot_count_is_not() {
     assert_eq!(field(&portscan[0], "flows"), Some("101"));
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("flows built 150 "), "{summary}");
+}
+
+/// TCP segments with ACK set are dropped as the live kernel filter drops them, so a replay's
+/// detectors see what a live sensor's would. One source opens with a SYN and then sends ACK
+/// segments to 25 more ports within 2 s: connections under way, which the flow builder, fed
+/// every segment, would build into 25 more flows (scanlogd's detector ignores an ACK to a new
+/// port either way). Another source's 25 SYNs are a scan, and 25 flows.
+#[test]
+fn established_tcp_is_dropped_as_the_live_filter_drops_it() {
+    let dir = TempDir::new("acked");
+    let t0 = (DAY0 + 3600) as f64;
+    let mut pkts = vec![syn(t0, "203.0.113.40", 43000, "198.51.100.10", 3000, SYN)];
+    for i in 0..25u16 {
+        let t = t0 + 0.05 + i as f64 * 0.05;
+        pkts.push(syn(
+            t,
+            "203.0.113.40",
+            43000,
+            "198.51.100.10",
+            3001 + i,
+            ACK,
+        ));
+        pkts.push(syn(
+            t,
+            "203.0.113.41",
+            44000,
+            "198.51.100.11",
+            3001 + i,
+            SYN,
+        ));
+    }
+    let cap = dir.path("acked.pcap");
+    write_pcap(&cap, LINKTYPE_RAW, &pkts).unwrap();
+    let ev = dir.path("events.jsonl");
+    let out = replay(
+        &dir,
+        &format!("EVENTS_FILE {}\n", ev.display()),
+        &[],
+        &[&cap],
+    );
+    assert!(out.status.success());
+    let scans = events(&ev, "scan");
+    assert_eq!(scans.len(), 1, "{scans:?}");
+    assert_eq!(field(&scans[0], "offender"), Some("203.0.113.41"));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("packets 51, attempts 26,"), "{summary}");
+    assert!(summary.contains("flows built 26 "), "{summary}");
 }
 
 // ---------------------------------------------------------------------------------------------
