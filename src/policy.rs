@@ -146,6 +146,12 @@ pub const FLOW_BUILDER_ACTIVE: u64 = 60;
 /// (a flood of spoofed sources can make each packet an offender).
 pub const EVENT_RATE_LIMIT: u32 = 600;
 
+/// Milliseconds an alert waits on the sink thread for others to join it when alerts come in
+/// real time: a burst costs one wake and one write of the event file, not one per event, and
+/// is that much later. Short enough that the queue (4096) cannot fill meanwhile at any rate
+/// the per-minute limits let through.
+pub const SINK_GATHER_MS: u64 = 20;
+
 /// Alerts each network sink (MQTT, AMQP) holds while its broker is slow or away before it
 /// drops new ones (counted per sink).
 pub const SINK_BUFFER: usize = 1024;

@@ -2,7 +2,8 @@
 //! facility daemon, priority alert, as scanlogd logs them), events as JSON lines to a file,
 //! and either to stderr when asked. MQTT and AMQP run on threads of their own, each behind
 //! its own bounded buffer, so a dead broker never holds up syslog or the file: when a
-//! buffer is full the event is dropped for that sink and counted.
+//! buffer is full the event is dropped for that sink and counted. The thread takes alerts in
+//! bursts (SINK_GATHER_MS), so a flood of events wakes it a few times a second, not per event.
 
 use super::amqp::Amqp;
 use super::mqtt::Mqtt;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// The sinks, for the counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +71,13 @@ impl SinkCounters {
     pub fn dropped(&self, k: SinkKind) {
         self.with(|c| c.dropped[k as usize] += 1);
     }
+    /// `n` messages of one write, delivered or not.
+    fn wrote(&self, k: SinkKind, n: u64, ok: bool) {
+        self.with(|c| {
+            let to = if ok { &mut c.sent } else { &mut c.dropped };
+            to[k as usize] += n;
+        });
+    }
     fn configure(&self, k: SinkKind) {
         self.with(|c| c.configured |= 1 << k as usize);
     }
@@ -103,6 +112,10 @@ pub struct Sinks {
     pub mqtt: Option<(String, String)>,
     /// `amqp://user:pass@host:port/vhost` and the queue.
     pub amqp: Option<(String, String)>,
+    /// How long an alert waits for others to join it (`policy::SINK_GATHER_MS`) when alerts
+    /// come in real time; zero for a replay, whose alerts come as fast as the file is read and
+    /// would overflow the queue meanwhile.
+    pub gather: Duration,
 }
 
 impl Sinks {
@@ -236,38 +249,54 @@ pub fn spawn(
                     counters.dropped(SinkKind::Syslog);
                 }
             };
-            for alert in rx {
-                match alert {
-                    Alert::Line(line) => {
-                        to_syslog(&line);
-                        if sinks.stderr {
-                            eprintln!("tsusen: scan: {line}");
+            // The event file's lines of one wake, written at once.
+            let mut lines = String::new();
+            let mut pending = 0u64;
+            while let Ok(first) = rx.recv() {
+                // A burst gathers for a moment: the thread wakes, and the file is written, once
+                // for all of it rather than once an event, and the sensor's sends meanwhile
+                // find no sleeper to wake.
+                if !sinks.gather.is_zero() {
+                    std::thread::sleep(sinks.gather);
+                }
+                for alert in std::iter::once(first).chain(rx.try_iter()) {
+                    match alert {
+                        Alert::Line(line) => {
+                            to_syslog(&line);
+                            if sinks.stderr {
+                                eprintln!("tsusen: scan: {line}");
+                            }
                         }
-                    }
-                    Alert::Event { kind, json } => {
-                        // A scan's report is already in syslog as scanlogd's line.
-                        if kind != EventKind::Scan {
-                            to_syslog(&json);
-                        }
-                        if let Some(f) = events.as_mut() {
-                            match writeln!(f, "{json}") {
-                                Ok(()) => counters.sent(SinkKind::File),
-                                Err(e) => {
-                                    counters.dropped(SinkKind::File);
-                                    log::error!("event file: {e}");
+                        Alert::Event { kind, json } => {
+                            // A scan's report is already in syslog as scanlogd's line.
+                            if kind != EventKind::Scan {
+                                to_syslog(&json);
+                            }
+                            if events.is_some() {
+                                lines.push_str(&json);
+                                lines.push('\n');
+                                pending += 1;
+                            }
+                            if sinks.stderr {
+                                eprintln!("tsusen: event: {json}");
+                            }
+                            if !forwards.is_empty() {
+                                let json: Arc<str> = json.into();
+                                for f in &forwards {
+                                    f.offer(&json, &counters);
                                 }
                             }
                         }
-                        if sinks.stderr {
-                            eprintln!("tsusen: event: {json}");
-                        }
-                        if !forwards.is_empty() {
-                            let json: Arc<str> = json.into();
-                            for f in &forwards {
-                                f.offer(&json, &counters);
-                            }
-                        }
                     }
+                }
+                if let Some(f) = events.as_mut().filter(|_| pending > 0) {
+                    let r = f.write_all(lines.as_bytes());
+                    if let Err(e) = &r {
+                        log::error!("event file: {e}");
+                    }
+                    counters.wrote(SinkKind::File, pending, r.is_ok());
+                    lines.clear();
+                    pending = 0;
                 }
             }
             if let Some(f) = events.as_mut() {
@@ -283,4 +312,72 @@ pub fn spawn(
         })
         .expect("spawn the alert thread");
     (tx, handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(n: usize) -> Vec<Alert> {
+        (0..n)
+            .map(|i| Alert::Event {
+                kind: EventKind::Winscan,
+                json: format!("{{\"type\":\"winscan\",\"n\":{i}}}"),
+            })
+            .collect()
+    }
+
+    /// Sends `alerts` to a sink thread writing `file`, then closes the queue and waits.
+    fn run(file: &std::path::Path, gather: Duration, alerts: Vec<Alert>) -> Arc<SinkCounters> {
+        let counters = Arc::new(SinkCounters::default());
+        let sinks = Sinks {
+            event_file: Some(file.to_path_buf()),
+            gather,
+            ..Default::default()
+        };
+        let (tx, handle) = spawn(sinks, 4096, counters.clone());
+        for a in alerts {
+            tx.try_send(a).expect("room in the queue");
+        }
+        drop(tx);
+        handle.join().unwrap();
+        counters
+    }
+
+    /// A burst gathered or not, every event is one line, in order, counted once.
+    #[test]
+    fn a_burst_reaches_the_event_file_whole() {
+        let dir = std::env::temp_dir().join(format!("tsusen-sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, gather) in [
+            ("gathered", Duration::from_millis(20)),
+            ("at once", Duration::ZERO),
+        ] {
+            let file = dir.join(format!("{}.jsonl", name.replace(' ', "-")));
+            let _ = std::fs::remove_file(&file);
+            let counters = run(&file, gather, events(3000));
+            let text = std::fs::read_to_string(&file).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 3000, "{name}");
+            assert_eq!(lines[2999], "{\"type\":\"winscan\",\"n\":2999}", "{name}");
+            assert_eq!(
+                counters.figures(),
+                vec![(SinkKind::File, 3000, 0)],
+                "{name}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A write that fails drops every event it held, and says so in the counters.
+    #[test]
+    fn a_failed_write_counts_each_event_dropped() {
+        let full = std::path::Path::new("/dev/full");
+        if !full.exists() {
+            eprintln!("SKIP: no /dev/full");
+            return;
+        }
+        let counters = run(full, Duration::from_millis(20), events(10));
+        assert_eq!(counters.figures(), vec![(SinkKind::File, 0, 10)]);
+    }
 }

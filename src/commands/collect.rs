@@ -254,7 +254,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    sensor.alerts = Some(super::alerts(&s, "netflow", true, p.flag("--alerts")));
+    sensor.alerts = Some(super::alerts(&s, "netflow", true, p.flag("--alerts"), true));
     signals::install();
     let now = wall_clock();
     if let Some(path) = s.state_file.clone().filter(|f| !f.as_os_str().is_empty()) {

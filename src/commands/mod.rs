@@ -67,8 +67,14 @@ pub fn settings(p: &Parsed, command: &str) -> Result<Settings, Usage> {
 }
 
 /// The alert detectors and sinks the settings ask for; `syslog_default` is used when SYSLOG
-/// is unset.
-pub fn alerts(s: &Settings, observer: &str, syslog_default: bool, stderr: bool) -> Alerts {
+/// is unset; `real_time` when events come as the traffic does (not from a file).
+pub fn alerts(
+    s: &Settings,
+    observer: &str,
+    syslog_default: bool,
+    stderr: bool,
+    real_time: bool,
+) -> Alerts {
     let syslog = match &s.syslog {
         None => syslog_default.then(|| SyslogTarget::Local(PathBuf::from("/dev/log"))),
         Some(p) if p.as_os_str().is_empty() => None,
@@ -90,6 +96,11 @@ pub fn alerts(s: &Settings, observer: &str, syslog_default: bool, stderr: bool) 
             .clone()
             .map(|u| (u, format!("tsusen/{sensor_name}/events"))),
         amqp: s.amqp_url.clone().map(|u| (u, s.amqp_queue.clone())),
+        gather: if real_time {
+            std::time::Duration::from_millis(crate::policy::SINK_GATHER_MS)
+        } else {
+            std::time::Duration::ZERO
+        },
     };
     let d = DetectorParams {
         flows: s.flows.clone(),

@@ -106,7 +106,13 @@ pub fn main(args: Vec<String>) -> ExitCode {
         .iter()
         .map(|f| (f.clone(), std::fs::metadata(f).map_or(0, |m| m.len())))
         .collect();
-    sensor.alerts = Some(super::alerts(&s, "replay", false, p.flag("--alerts")));
+    sensor.alerts = Some(super::alerts(
+        &s,
+        "replay",
+        false,
+        p.flag("--alerts"),
+        false,
+    ));
     let mut skip = 0;
     if let Some(state_file) = s.state_file.clone().filter(|f| !f.as_os_str().is_empty()) {
         match snapshot::load(&state_file) {

@@ -172,7 +172,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
             }
         }
     }
-    let mut alerts = super::alerts(&s, &iface, true, false);
+    let mut alerts = super::alerts(&s, &iface, true, false, true);
     alerts.spikes_in_background();
     sensor.alerts = Some(alerts);
     let mut flows = match netflow_socket.map(|sock| FlowInput::start(sock, &s, local_set)) {
