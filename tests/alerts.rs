@@ -156,6 +156,20 @@ fn replay(dir: &TempDir, conf: &str, extra: &[&str], caps: &[&Path]) -> Output {
     out
 }
 
+/// `replay` with an events file and no other settings: its output, which it checks is a
+/// success, and the file.
+fn replay_events(dir: &TempDir, extra: &[&str], cap: &Path) -> (Output, PathBuf) {
+    let ev = dir.path("events.jsonl");
+    let out = replay(
+        dir,
+        &format!("EVENTS_FILE {}\n", ev.display()),
+        extra,
+        &[cap],
+    );
+    assert!(out.status.success());
+    (out, ev)
+}
+
 /// Events of one type from an events file (one JSON object per line).
 fn events(path: &Path, kind: &str) -> Vec<String> {
     let tag = format!("{{\"type\":\"{kind}\"");
@@ -305,14 +319,7 @@ fn flow_sensors_on_a_built_capture() {
     let dir = TempDir::new("flows");
     let cap = dir.path("flows.pcap");
     flow_capture(&cap);
-    let ev = dir.path("events.jsonl");
-    let out = replay(
-        &dir,
-        &format!("EVENTS_FILE {}\n", ev.display()),
-        &[],
-        &[&cap],
-    );
-    assert!(out.status.success());
+    let (out, ev) = replay_events(&dir, &[], &cap);
     let portscan = events(&ev, "portscan");
     assert_eq!(portscan.len(), 1, "{portscan:?}");
     assert_eq!(field(&portscan[0], "offender"), Some("203.0.113.9"));
@@ -373,10 +380,7 @@ fn udp_probes_are_built_and_what_cannot_count_is_not() {
     }
     let cap = dir.path("udp.pcap");
     write_pcap(&cap, LINKTYPE_RAW, &pkts).unwrap();
-    let ev = dir.path("events.jsonl");
-    let conf = format!("EVENTS_FILE {}\n", ev.display());
-    let out = replay(&dir, &conf, &["--local", "2001:db8::/48"], &[&cap]);
-    assert!(out.status.success());
+    let (out, ev) = replay_events(&dir, &["--local", "2001:db8::/48"], &cap);
     let portscan = events(&ev, "portscan");
     assert_eq!(portscan.len(), 1, "{portscan:?}");
     assert_eq!(field(&portscan[0], "offender"), Some("203.0.113.30"));
@@ -416,14 +420,7 @@ fn established_tcp_is_dropped_as_the_live_filter_drops_it() {
     }
     let cap = dir.path("acked.pcap");
     write_pcap(&cap, LINKTYPE_RAW, &pkts).unwrap();
-    let ev = dir.path("events.jsonl");
-    let out = replay(
-        &dir,
-        &format!("EVENTS_FILE {}\n", ev.display()),
-        &[],
-        &[&cap],
-    );
-    assert!(out.status.success());
+    let (out, ev) = replay_events(&dir, &[], &cap);
     let scans = events(&ev, "scan");
     assert_eq!(scans.len(), 1, "{scans:?}");
     assert_eq!(field(&scans[0], "offender"), Some("203.0.113.41"));
