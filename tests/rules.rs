@@ -1764,6 +1764,104 @@ fn early_flush_with_a_tiny_table_gives_the_same_csv() {
     }
 }
 
+/// A replay hands most frames of a busy link (TCP segments with ACK set) to the sensor's
+/// shortcut: one of the same second as the frame before it is counted with that frame rather
+/// than waiting in a slot of its own. Around midnight, with period flushes every 2 s, ACK
+/// segments of every kind (IPv4 and IPv6, VLAN-tagged, cut short, out of time order) among
+/// the attempts: the counters and the day files are those of the model, and the same as a
+/// paced replay's, which counts each frame as it comes, alone.
+#[test]
+fn connections_under_way_count_as_frames_and_change_no_row() {
+    let mut rng = Rng(0x7473_7573_656e_0acc);
+    let mut m = Model::default();
+    let mut packets = Vec::new();
+    let (mut cut, mut acks) = (0u64, 0u64);
+    let vlan = [Vlan {
+        tpid: 0x8100,
+        vid: 7,
+    }];
+    let start = MIDNIGHT - 20;
+    // An ACK segment first of all: nothing waits before it.
+    packets.push(at(start, tcpf(R1, L1, 443, ACK)));
+    acks += 1;
+    for i in 0..4000u64 {
+        let sec = start + i * 40 / 4000;
+        let r = rng.next();
+        let src4 = Ipv4Addr::new(203, 0, 113, ((r >> 8) % 50 + 1) as u8);
+        let dst4 = Ipv4Addr::new(198, 51, 100, ((r >> 16) % 4 + 1) as u8);
+        let src6 = Ipv6Addr::new(0x2001, 0xdb8, 0xbad, 0, 0, 0, 0, ((r >> 8) % 30 + 1) as u16);
+        let port = [22u16, 80, 443, 3389][((r >> 24) % 4) as usize];
+        let (sec, frame) = match r % 12 {
+            0..=2 => {
+                m.add("TCP", Some(port), a(dst4), a(src4), sec);
+                (sec, syn(src4, dst4, port))
+            }
+            3 => {
+                m.add("UDP", Some(53), a(dst4), a(src4), sec);
+                (sec, udpf(src4, 5000, dst4, 53))
+            }
+            4 => {
+                m.add("TCP", Some(port), a(L6), a(src6), sec);
+                (sec, syn(src6, L6, port))
+            }
+            5 => (sec, tcpf(src4, dst4, port, ACK | PSH)),
+            6 => (sec, tcpf(dst4, src4, 40000, ACK)),
+            7 => (sec, tcpf(src6, L6, port, ACK)),
+            8 => (
+                sec,
+                eth_vlan(
+                    &vlan,
+                    &ip(a(src4), a(dst4), PROTO_TCP, &tcp(40000, port, ACK, &[])),
+                ),
+            ),
+            9 => {
+                // Out of time order: a second or two behind the frames around it.
+                (
+                    sec.saturating_sub(1 + (r >> 40) % 2),
+                    tcpf(src4, dst4, port, ACK | FIN),
+                )
+            }
+            10 => {
+                // Cut inside its TCP header, after the flags: malformed, whatever they say.
+                cut += 1;
+                packets.push(Packet::at(sec, tcpf(src4, dst4, port, ACK)).snap(14 + 20 + 16));
+                continue;
+            }
+            _ => (sec, tcpf(src4, dst4, port, ACK)),
+        };
+        if r % 12 >= 5 {
+            acks += 1;
+        }
+        packets.push(Packet::new(sec, (r % 1_000_000) as u32, frame));
+    }
+    assert!(
+        acks > 1500 && cut > 200,
+        "{acks} ACK segments, {cut} cut short"
+    );
+
+    let fast = Case::new("under-way-fast");
+    let f = fast.pcap("mixed.pcap", &packets);
+    let a_out = fast.replay(&["--write-period", "2"], &[&f]);
+    a_out.assert_ok();
+    let paced = Case::new("under-way-paced");
+    let b_out = paced.replay(
+        &["--write-period", "2", "--realtime", "--speed", "1000000"],
+        &[&f],
+    );
+    b_out.assert_ok();
+    for out in [&a_out, &b_out] {
+        assert_eq!(out.stat("packets"), packets.len() as u64, "{}", out.stdout);
+        assert_eq!(out.stat("attempts"), m.total(), "{}", out.stdout);
+        assert_eq!(out.stat("malformed"), cut, "{}", out.stdout);
+        assert_eq!(out.stat("ignored"), 0, "{}", out.stdout);
+    }
+    for day in [D1, D2] {
+        assert_eq!(fast.csv(day).unwrap(), m.csv(day), "{day}");
+        assert_eq!(paced.csv(day).unwrap(), m.csv(day), "{day}, paced");
+    }
+    fast.assert_days(&[D1, D2]);
+}
+
 #[test]
 fn tiny_flow_table_does_not_panic() {
     // Only remote-initiated traffic: evictions cannot change the counts.

@@ -29,17 +29,6 @@ pub fn icmp_query(proto: u8, icmp_type: u8) -> bool {
     }
 }
 
-/// A TCP segment with ACK set: part of a connection under way, never an attempt and never a
-/// probe the scan detector or the fingerprints start from. The live capture's kernel filter
-/// drops these (`TcpPass::AckClear`); the sensor drops what still arrives (a replayed file,
-/// the pnet fallback, frames the filter leaves to user space: VLAN tags, IPv6 extension
-/// headers), so the detectors see the same frames whatever the source, and the bulk of a
-/// busy link costs a decode and no more.
-#[inline]
-pub fn under_way(p: &Packet) -> bool {
-    p.proto == proto::TCP && p.tcp_flags & flags::ACK != 0
-}
-
 /// Whether `p` could be an attempt, judging by its own header alone: a TCP SYN without ACK,
 /// RST or FIN, an ICMP query, or any other protocol (whose flow decides). The direction and
 /// the flow table decide the rest.

@@ -11,8 +11,12 @@ const FRAGMENT: u8 = 44;
 const AH: u8 = 51;
 const DEST_OPTIONS: u8 = 60;
 
+/// Offsets of the protocol byte in the IPv4 header and of the next header in IPv6's.
+const PROTOCOL: usize = 9;
+const NEXT_HEADER: usize = 6;
+
 #[inline]
-pub fn ipv4(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
+pub fn ipv4<const PROBE: bool>(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
     const BAD: Skip = Skip::Malformed(Malformed::Ipv4);
     if data.len() < 20 {
         return Err(BAD);
@@ -30,10 +34,18 @@ pub fn ipv4(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
     // The payload ends where the header says, or where the capture was cut, whichever is first;
     // bytes past the total length are link padding.
     let end = total.min(data.len());
+    let seg = &data[hlen..end];
+    // The protocol byte as it is: smoltcp's `next_header` maps it to an enum through a match
+    // of every protocol it knows, and `into` maps it back.
+    let proto = data[PROTOCOL];
+    // Before `p` is written: most of a busy link is such segments.
+    if PROBE && proto == crate::proto::TCP && transport::under_way(seg) {
+        return Err(Skip::UnderWay);
+    }
     *p = Packet {
         src: Addr::v4(ip.src_addr().octets()),
         dst: Addr::v4(ip.dst_addr().octets()),
-        proto: ip.next_header().into(),
+        proto,
         sport: 0,
         dport: 0,
         tcp_flags: 0,
@@ -47,11 +59,11 @@ pub fn ipv4(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
         ip_len: total as u16,
         outgoing: false,
     };
-    transport::decode(p, &data[hlen..end])
+    transport::decode(p, seg)
 }
 
 #[inline]
-pub fn ipv6(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
+pub fn ipv6<const PROBE: bool>(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
     if data.len() < 40 {
         return Err(Skip::Malformed(Malformed::Ipv6));
     }
@@ -69,7 +81,7 @@ pub fn ipv6(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
     *p = Packet {
         src: Addr::v6(ip.src_addr().octets()),
         dst: Addr::v6(ip.dst_addr().octets()),
-        proto: ip.next_header().into(),
+        proto: data[NEXT_HEADER],
         sport: 0,
         dport: 0,
         tcp_flags: 0,
@@ -119,6 +131,9 @@ pub fn ipv6(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
         }
         p.proto = rest[0];
         rest = &rest[len..];
+    }
+    if PROBE && p.proto == crate::proto::TCP && transport::under_way(rest) {
+        return Err(Skip::UnderWay);
     }
     transport::decode(p, rest)
 }

@@ -1,6 +1,6 @@
 //! Link layers: Ethernet (with up to two VLAN tags), Linux cooked v1/v2, raw IP, BSD loopback.
 
-use super::{ip, Malformed, Packet, Skip};
+use super::{Malformed, Skip};
 use crate::policy::MAX_VLAN_TAGS;
 use crate::source::Link;
 use smoltcp::wire::EthernetFrame;
@@ -12,31 +12,55 @@ const ETHERTYPE_QINQ: u16 = 0x88a8;
 /// The pre-standard QinQ tag some switches still send.
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 
+/// Where a frame's IP packet is, and which version it is.
+pub struct Network<'a> {
+    pub v6: bool,
+    pub bytes: &'a [u8],
+    /// The link header says the frame was leaving the host (Linux cooked captures).
+    pub outgoing: bool,
+}
+
+/// Finds the IP packet in a frame of link type `link`.
 #[inline]
-pub fn decode(link: Link, data: &[u8], p: &mut Packet) -> Result<(), Skip> {
+pub fn network(link: Link, data: &[u8]) -> Result<Network<'_>, Skip> {
     match link {
-        Link::Ethernet => ethernet(data, p),
+        Link::Ethernet => {
+            let frame =
+                EthernetFrame::new_checked(data).map_err(|_| Skip::Malformed(Malformed::Link))?;
+            let header = EthernetFrame::<&[u8]>::header_len();
+            ethertype(frame.ethertype().into(), &data[header..], false)
+        }
         Link::LinuxSll => {
             // pkttype, hatype, halen, 8 bytes of address, then the protocol.
             if data.len() < 16 {
                 return Err(Skip::Malformed(Malformed::Link));
             }
-            ethertype(u16::from_be_bytes([data[14], data[15]]), &data[16..], 0, p)?;
-            p.outgoing = u16::from_be_bytes([data[0], data[1]]) == PACKET_OUTGOING;
-            Ok(())
+            let outgoing = u16::from_be_bytes([data[0], data[1]]) == PACKET_OUTGOING;
+            ethertype(
+                u16::from_be_bytes([data[14], data[15]]),
+                &data[16..],
+                outgoing,
+            )
         }
         Link::LinuxSll2 => {
             // The protocol comes first; 20 bytes in all.
             if data.len() < 20 {
                 return Err(Skip::Malformed(Malformed::Link));
             }
-            ethertype(u16::from_be_bytes([data[0], data[1]]), &data[20..], 0, p)?;
-            p.outgoing = data[10] as u16 == PACKET_OUTGOING;
-            Ok(())
+            let outgoing = data[10] as u16 == PACKET_OUTGOING;
+            ethertype(
+                u16::from_be_bytes([data[0], data[1]]),
+                &data[20..],
+                outgoing,
+            )
         }
-        Link::RawIp => raw(data, p),
-        Link::Ipv4 => ip::ipv4(data, p),
-        Link::Ipv6 => ip::ipv6(data, p),
+        Link::RawIp => match data.first().map(|b| b >> 4) {
+            Some(4) => Ok(ip(false, data)),
+            Some(6) => Ok(ip(true, data)),
+            _ => Err(Skip::Malformed(Malformed::Link)),
+        },
+        Link::Ipv4 => Ok(ip(false, data)),
+        Link::Ipv6 => Ok(ip(true, data)),
         Link::Null | Link::Loop => {
             if data.len() < 4 {
                 return Err(Skip::Malformed(Malformed::Link));
@@ -54,13 +78,13 @@ pub fn decode(link: Link, data: &[u8], p: &mut Packet) -> Result<(), Skip> {
                 }
             };
             match family {
-                2 => ip::ipv4(&data[4..], p),
+                2 => Ok(ip(false, &data[4..])),
                 // AF_INET6 is 24, 28 or 30 depending on the BSD, 10 on Linux.
-                10 | 24 | 28 | 30 => ip::ipv6(&data[4..], p),
+                10 | 24 | 28 | 30 => Ok(ip(true, &data[4..])),
                 _ => Err(Skip::NotIp),
             }
         }
-        Link::EtherType(t) => ethertype(t, data, 0, p),
+        Link::EtherType(t) => ethertype(t, data, false),
     }
 }
 
@@ -68,41 +92,40 @@ pub fn decode(link: Link, data: &[u8], p: &mut Packet) -> Result<(), Skip> {
 const PACKET_OUTGOING: u16 = 4;
 
 #[inline]
-fn ethernet(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
-    let frame = EthernetFrame::new_checked(data).map_err(|_| Skip::Malformed(Malformed::Link))?;
-    let t: u16 = frame.ethertype().into();
-    ethertype(t, &data[EthernetFrame::<&[u8]>::header_len()..], 0, p)
-}
-
-#[inline]
-fn ethertype(t: u16, payload: &[u8], tags: usize, p: &mut Packet) -> Result<(), Skip> {
-    match t {
-        ETHERTYPE_IPV4 => ip::ipv4(payload, p),
-        ETHERTYPE_IPV6 => ip::ipv6(payload, p),
-        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
-            if tags >= MAX_VLAN_TAGS {
-                return Err(Skip::TooDeep);
-            }
-            // A tag is 2 bytes of priority and VLAN id, then the next EtherType.
-            if payload.len() < 4 {
-                return Err(Skip::Malformed(Malformed::Link));
-            }
-            ethertype(
-                u16::from_be_bytes([payload[2], payload[3]]),
-                &payload[4..],
-                tags + 1,
-                p,
-            )
-        }
-        _ => Err(Skip::NotIp),
+fn ip(v6: bool, bytes: &[u8]) -> Network<'_> {
+    Network {
+        v6,
+        bytes,
+        outgoing: false,
     }
 }
 
+/// The payload of EtherType `t`, through at most `MAX_VLAN_TAGS` VLAN tags.
 #[inline]
-fn raw(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
-    match data.first().map(|b| b >> 4) {
-        Some(4) => ip::ipv4(data, p),
-        Some(6) => ip::ipv6(data, p),
-        _ => Err(Skip::Malformed(Malformed::Link)),
+fn ethertype(mut t: u16, mut payload: &[u8], outgoing: bool) -> Result<Network<'_>, Skip> {
+    let mut tags = 0;
+    loop {
+        match t {
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {
+                return Ok(Network {
+                    v6: t == ETHERTYPE_IPV6,
+                    bytes: payload,
+                    outgoing,
+                })
+            }
+            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
+                if tags >= MAX_VLAN_TAGS {
+                    return Err(Skip::TooDeep);
+                }
+                // A tag is 2 bytes of priority and VLAN id, then the next EtherType.
+                if payload.len() < 4 {
+                    return Err(Skip::Malformed(Malformed::Link));
+                }
+                t = u16::from_be_bytes([payload[2], payload[3]]);
+                payload = &payload[4..];
+                tags += 1;
+            }
+            _ => return Err(Skip::NotIp),
+        }
     }
 }

@@ -55,6 +55,13 @@ pub enum Skip {
     TooDeep,
     /// A header is cut short or contradicts itself.
     Malformed(Malformed),
+    /// A TCP segment with ACK set, from `probe_into`: part of a connection under way, never an
+    /// attempt and never a probe the scan detector or the fingerprints start from. The live
+    /// capture's kernel filter drops these (`TcpPass::AckClear`); the sensor drops what still
+    /// arrives (a replayed file, the pnet fallback, frames the filter leaves to user space:
+    /// VLAN tags, IPv6 extension headers), so the detectors see the same frames whatever the
+    /// source, and the bulk of a busy link costs part of a decode and no more.
+    UnderWay,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +89,27 @@ pub fn decode(frame: &Frame<'_>) -> Decoded {
 /// per-packet path fills one value in place rather than returning it through every layer.
 #[inline]
 pub fn decode_into(frame: &Frame<'_>, p: &mut Packet) -> Result<(), Skip> {
-    link::decode(frame.link, frame.data, p)?;
-    p.outgoing |= frame.outgoing;
+    decode_with::<false>(frame, p)
+}
+
+/// As `decode_into`, but a whole TCP header with ACK set ends the decode there, before `p` is
+/// written: `Err(Skip::UnderWay)`. A segment whose headers are malformed is still told as
+/// malformed, as `decode_into` tells it.
+#[inline]
+pub fn probe_into(frame: &Frame<'_>, p: &mut Packet) -> Result<(), Skip> {
+    decode_with::<true>(frame, p)
+}
+
+/// `PROBE`: stop at a TCP segment with ACK set. The link layer is read first, so that each
+/// IP decoder has one caller and inlines into it.
+#[inline(always)]
+fn decode_with<const PROBE: bool>(frame: &Frame<'_>, p: &mut Packet) -> Result<(), Skip> {
+    let net = link::network(frame.link, frame.data)?;
+    if net.v6 {
+        ip::ipv6::<PROBE>(net.bytes, p)?;
+    } else {
+        ip::ipv4::<PROBE>(net.bytes, p)?;
+    }
+    p.outgoing = net.outgoing | frame.outgoing;
     Ok(())
 }

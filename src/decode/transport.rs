@@ -54,6 +54,18 @@ pub fn decode(p: &mut Packet, seg: &[u8]) -> Result<(), Skip> {
     Ok(())
 }
 
+/// Whether `seg` is a whole TCP header with ACK set (see `Skip::UnderWay`). A header cut short
+/// is not: `decode` tells it as malformed.
+#[inline]
+pub fn under_way(seg: &[u8]) -> bool {
+    if seg.len() < 20 {
+        return false;
+    }
+    let tcp = TcpPacket::new_unchecked(seg);
+    let hlen = tcp.header_len() as usize;
+    hlen >= 20 && hlen <= seg.len() && tcp.ack()
+}
+
 /// TCP flag bits, as in the header's 14th byte.
 pub mod flags {
     pub const FIN: u8 = 0x01;
