@@ -167,25 +167,57 @@ pub fn has_ports(proto: u8) -> bool {
 }
 
 /// The CSV's name of a protocol: TCP, UDP, ICMP, ICMPV6, else the IANA keyword, else the number.
-/// Written into `buf` so that writing a row allocates nothing.
-pub fn name(proto: u8, buf: &mut [u8; 4]) -> &[u8] {
-    match KEYWORDS.get(proto as usize) {
-        Some(k) if !k.is_empty() => k.as_bytes(),
-        _ => {
-            let mut n = proto;
-            let mut i = buf.len();
-            loop {
-                i -= 1;
-                buf[i] = b'0' + n % 10;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            &buf[i..]
-        }
-    }
+#[inline]
+pub fn name(proto: u8) -> &'static [u8] {
+    let (text, len) = &NAMES[proto as usize];
+    &text[..*len as usize]
 }
+
+/// The name of `proto` as `name` gives it, in 16 bytes padded with spaces, and its length: a
+/// row is written with one fixed-size copy of it.
+#[inline]
+pub fn name_padded(proto: u8) -> (&'static [u8; 16], usize) {
+    let (text, len) = &NAMES[proto as usize];
+    (text, *len as usize)
+}
+
+/// Every protocol's name, made once at compile time.
+static NAMES: [([u8; 16], u8); 256] = {
+    let mut t = [([b' '; 16], 0u8); 256];
+    let mut p = 0;
+    while p < 256 {
+        let k = if p < KEYWORDS.len() {
+            KEYWORDS[p].as_bytes()
+        } else {
+            b""
+        };
+        if k.is_empty() {
+            let digits = [(p / 100) as u8, (p / 10 % 10) as u8, (p % 10) as u8];
+            let skip = if p >= 100 {
+                0
+            } else if p >= 10 {
+                1
+            } else {
+                2
+            };
+            let mut i = skip;
+            while i < 3 {
+                t[p].0[i - skip] = b'0' + digits[i];
+                i += 1;
+            }
+            t[p].1 = (3 - skip) as u8;
+        } else {
+            let mut i = 0;
+            while i < k.len() {
+                t[p].0[i] = k[i];
+                i += 1;
+            }
+            t[p].1 = k.len() as u8;
+        }
+        p += 1;
+    }
+    t
+};
 
 /// The protocol a CSV name stands for (any case, as files from elsewhere may differ).
 pub fn parse(name: &[u8]) -> Option<u8> {
@@ -204,9 +236,7 @@ pub struct SortRank([u8; 256]);
 
 impl SortRank {
     pub fn new() -> SortRank {
-        let mut names: Vec<(Vec<u8>, u8)> = (0..=255u8)
-            .map(|p| (name(p, &mut [0; 4]).to_vec(), p))
-            .collect();
+        let mut names: Vec<(Vec<u8>, u8)> = (0..=255u8).map(|p| (name(p).to_vec(), p)).collect();
         names.sort();
         let mut rank = [0u8; 256];
         for (place, (_, p)) in names.iter().enumerate() {
@@ -234,15 +264,15 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for p in 0..=255u8 {
-            let n = name(p, &mut [0; 4]).to_vec();
+            let n = name(p).to_vec();
             assert!(!n.contains(&b' '), "{p}");
             assert_eq!(parse(&n), Some(p), "{}", String::from_utf8_lossy(&n));
         }
-        assert_eq!(name(6, &mut [0; 4]), b"TCP");
-        assert_eq!(name(58, &mut [0; 4]), b"ICMPV6");
-        assert_eq!(name(47, &mut [0; 4]), b"GRE");
-        assert_eq!(name(253, &mut [0; 4]), b"253");
-        assert_eq!(name(124, &mut [0; 4]), b"124");
+        assert_eq!(name(6), b"TCP");
+        assert_eq!(name(58), b"ICMPV6");
+        assert_eq!(name(47), b"GRE");
+        assert_eq!(name(253), b"253");
+        assert_eq!(name(124), b"124");
         assert_eq!(parse(b"icmpv6"), Some(58));
         assert_eq!(parse(b"BOGUS"), None);
         assert_eq!(parse(b"256"), None);

@@ -76,7 +76,7 @@ fn write_day(dir: &std::path::Path, day: i64, rows: &[Row]) {
     for r in rows {
         w.row(r).unwrap();
     }
-    w.into_inner().flush().unwrap();
+    w.finish().unwrap().flush().unwrap();
 }
 
 fn time(s: &Server, path: &str) -> (Duration, usize) {
@@ -613,7 +613,7 @@ fn a_flooded_day() {
         }
         today_all.extend(run);
     }
-    w.into_inner().flush().unwrap();
+    w.finish().unwrap().flush().unwrap();
     let today_exact = exact(&today_all);
     drop(today_all);
     let (mut child, addr) = serve_configured(

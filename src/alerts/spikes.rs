@@ -191,8 +191,7 @@ impl SpikeWatch {
                 continue;
             }
             self.fired.insert(key);
-            let mut buf = [0u8; 4];
-            let pname = String::from_utf8_lossy(crate::proto::name(key.0, &mut buf)).into_owned();
+            let pname = String::from_utf8_lossy(crate::proto::name(key.0)).into_owned();
             let mut details = vec![("proto", Value::Str(pname))];
             if let Some(p) = key.1 {
                 details.push(("port", Value::Int(p as i64)));

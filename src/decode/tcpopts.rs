@@ -19,9 +19,17 @@ impl TcpOptSig {
     /// The signature of a header of `data_offset` words whose options are `opts`.
     #[inline]
     pub fn of(data_offset: u8, opts: &[u8]) -> TcpOptSig {
-        let mut head = [0u8; HEAD];
-        let n = opts.len().min(HEAD);
-        head[..n].copy_from_slice(&opts[..n]);
+        // Options come in whole words: none, or four bytes and more.
+        let head = match opts.first_chunk::<HEAD>() {
+            Some(head) => *head,
+            None => {
+                let mut head = [0u8; HEAD];
+                for (h, o) in head.iter_mut().zip(opts) {
+                    *h = *o;
+                }
+                head
+            }
+        };
         TcpOptSig { data_offset, head }
     }
 

@@ -640,8 +640,7 @@ fn tool_of<'a>(snap: &'a Snapshot, labels: &'a Labels, a: &crate::addr::Addr) ->
 
 /// One row as `[proto, port, service, dst, src, first, last, count` (the caller closes it).
 fn row_json(o: &mut String, r: &Row) {
-    let mut buf = [0u8; 4];
-    let name = proto::name(r.key.proto, &mut buf);
+    let name = proto::name(r.key.proto);
     o.push_str("[\"");
     o.push_str(std::str::from_utf8(name).unwrap_or("?"));
     o.push_str("\",");

@@ -238,8 +238,7 @@ fn word_matches(w: &Word, r: &Row) -> bool {
     if w.port.is_some() && w.port == r.key.port {
         return true;
     }
-    let mut buf = [0u8; 4];
-    if proto::name(r.key.proto, &mut buf).eq_ignore_ascii_case(w.lower.as_bytes()) {
+    if proto::name(r.key.proto).eq_ignore_ascii_case(w.lower.as_bytes()) {
         return true;
     }
     if services::name(r.key.proto, r.key.port).is_some_and(|s| s.contains(&w.lower)) {

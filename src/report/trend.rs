@@ -41,8 +41,7 @@ pub struct Series {
 
 impl Series {
     pub fn label(&self) -> String {
-        let mut buf = [0u8; 4];
-        let mut s = String::from_utf8_lossy(proto::name(self.proto, &mut buf)).into_owned();
+        let mut s = String::from_utf8_lossy(proto::name(self.proto)).into_owned();
         if let Some(p) = self.port {
             let _ = write!(s, " {p}");
         }
@@ -137,8 +136,7 @@ pub fn to_json(
         if i > 0 {
             o.push(',');
         }
-        let mut buf = [0u8; 4];
-        let pname = String::from_utf8_lossy(proto::name(s.proto, &mut buf)).into_owned();
+        let pname = String::from_utf8_lossy(proto::name(s.proto)).into_owned();
         let mut f = true;
         o.push('{');
         json::key(&mut o, &mut f, "label");

@@ -12,37 +12,78 @@ pub const HEADER: &str = "proto dst_port dst_ip src_ip first_seen last_seen coun
 
 /// Writes rows into any writer, counting the bytes. Every field is a token from a closed
 /// alphabet (protocol keywords without spaces, digits, addresses, `-`) that never needs
-/// quoting, so rows are formatted straight into one buffer: this is the hot half of a flush,
-/// run by the million, where csv-core's per-byte quoting checks cost more than the rest of the
-/// row. csv-core reads the files, where the input is not ours.
+/// quoting, so rows are formatted straight into the writer's own buffer, which goes to `out`
+/// when full: this is the hot half of a flush, run by the million, where csv-core's per-byte
+/// quoting checks cost more than the rest of the row, and a copy of each row into a
+/// `BufWriter` a sixth of the row.
 pub struct RowWriter<W: Write> {
-    out: W,
-    buf: [u8; 256],
+    /// Taken only by `finish` and `into_inner`, which consume the writer.
+    out: Option<W>,
+    buf: Box<[u8]>,
+    /// Bytes of `buf` not yet written to `out`.
+    len: usize,
     pub bytes: u64,
 }
 
+/// Room for the longest row: 4 + 5 + 2 × 45 + 2 × 12 + 20 + 7 separators, and more.
+const ROW_ROOM: usize = 256;
+
 impl<W: Write> RowWriter<W> {
+    /// A writer with a small buffer, for rows few or in memory.
     pub fn new(out: W) -> RowWriter<W> {
+        RowWriter::with_capacity(4 * ROW_ROOM, out)
+    }
+
+    /// A writer that hands `out` about `capacity` bytes at a time.
+    pub fn with_capacity(capacity: usize, out: W) -> RowWriter<W> {
         RowWriter {
-            out,
-            buf: [0; 256],
+            out: Some(out),
+            buf: vec![0; capacity.max(2 * ROW_ROOM)].into_boxed_slice(),
+            len: 0,
             bytes: 0,
         }
     }
 
     pub fn header(&mut self) -> io::Result<()> {
-        self.out.write_all(HEADER.as_bytes())?;
-        self.out.write_all(b"\n")?;
+        let room = self.room()?;
+        room[..HEADER.len()].copy_from_slice(HEADER.as_bytes());
+        room[HEADER.len()] = b'\n';
+        self.len += HEADER.len() + 1;
         self.bytes += HEADER.len() as u64 + 1;
         Ok(())
     }
 
+    /// At least `ROW_ROOM` bytes of the buffer, writing out what it holds when needed.
+    #[inline]
+    fn room(&mut self) -> io::Result<&mut [u8]> {
+        if self.buf.len() - self.len < ROW_ROOM {
+            self.write_out()?;
+        }
+        Ok(&mut self.buf[self.len..])
+    }
+
+    #[cold]
+    fn write_out(&mut self) -> io::Result<()> {
+        if let Some(out) = self.out.as_mut() {
+            out.write_all(&self.buf[..self.len])?;
+        }
+        self.len = 0;
+        Ok(())
+    }
+
+    /// Writes out what the buffer holds and gives back `out` (not flushed: a `File` needs no
+    /// flush, and a caller that syncs does so itself). A writer dropped instead writes out
+    /// what it holds too, as a `BufWriter` does, but cannot tell of an error.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.write_out()?;
+        Ok(self.out.take().expect("only finish and into_inner take it"))
+    }
+
     pub fn row(&mut self, r: &Row) -> io::Result<()> {
-        let b = &mut self.buf;
-        let mut pbuf = [0u8; 4];
-        let name = proto::name(r.key.proto, &mut pbuf);
-        b[..name.len()].copy_from_slice(name);
-        let mut n = name.len();
+        let b = self.room()?;
+        let (name, len) = proto::name_padded(r.key.proto);
+        b[..16].copy_from_slice(name);
+        let mut n = len;
         b[n] = b' ';
         n += 1;
         match r.key.port {
@@ -65,9 +106,11 @@ impl<W: Write> RowWriter<W> {
         n += len;
         b[n] = b' ';
         n += 1;
-        if r.last == r.first {
-            // Most rows hold one attempt: the second time is the first one's text again.
-            b.copy_within(n - len - 1..n - 1, n);
+        if r.last == r.first && len <= 16 {
+            // Most rows hold one attempt: the second time is the first one's text again, in
+            // one fixed-size copy (what follows it is overwritten next).
+            let first: [u8; 16] = b[n - len - 1..n - len + 15].try_into().expect("16 bytes");
+            b[n..n + 16].copy_from_slice(&first);
             n += len;
         } else {
             n += timestamp(&mut b[n..], r.last.max(0) as u64);
@@ -77,14 +120,25 @@ impl<W: Write> RowWriter<W> {
         n += decimal(&mut b[n..], r.count);
         b[n] = b'\n';
         n += 1;
-        // Longest row: 4 + 5 + 2 × 45 + 2 × 12 + 20 + 7 separators, well inside the buffer.
-        self.out.write_all(&b[..n])?;
+        self.len += n;
         self.bytes += n as u64;
         Ok(())
     }
+}
 
-    pub fn into_inner(self) -> W {
-        self.out
+impl<W: Write> Drop for RowWriter<W> {
+    fn drop(&mut self) {
+        let _ = self.write_out();
+    }
+}
+
+impl RowWriter<Vec<u8>> {
+    /// The text written, for rows made in memory (writing to a `Vec` cannot fail).
+    pub fn into_inner(mut self) -> Vec<u8> {
+        let mut out = self.out.take().expect("only finish and into_inner take it");
+        out.extend_from_slice(&self.buf[..self.len]);
+        self.len = 0;
+        out
     }
 }
 
@@ -164,36 +218,36 @@ fn address(out: &mut [u8], a: &Addr) -> usize {
     }
 }
 
-/// Each octet's digits, three bytes a value, with its length: no division per octet.
-const OCTETS: [([u8; 3], u8); 256] = {
-    let mut t = [([0u8; 3], 0u8); 256];
+/// Each octet's digits and a dot, in four bytes, with the digits' length: an octet is one
+/// load and one four-byte store, with no division and no loop over its digits.
+const OCTETS: [([u8; 4], u8); 256] = {
+    let mut t = [([0u8; 4], 0u8); 256];
     let mut v = 0;
     while v < 256 {
         let (h, d, u) = ((v / 100) as u8, (v / 10 % 10) as u8, (v % 10) as u8);
         t[v] = if v >= 100 {
-            ([b'0' + h, b'0' + d, b'0' + u], 3)
+            ([b'0' + h, b'0' + d, b'0' + u, b'.'], 3)
         } else if v >= 10 {
-            ([b'0' + d, b'0' + u, 0], 2)
+            ([b'0' + d, b'0' + u, b'.', 0], 2)
         } else {
-            ([b'0' + u, 0, 0], 1)
+            ([b'0' + u, b'.', 0, 0], 1)
         };
         v += 1;
     }
     t
 };
 
+/// An IPv4 address as text at the start of `out` (room for 16 bytes: the last octet's dot
+/// and padding land past the text), returning its length.
 fn ipv4(out: &mut [u8], octets: [u8; 4]) -> usize {
+    let out = &mut out[..16];
     let mut n = 0;
-    for (k, octet) in octets.into_iter().enumerate() {
-        if k > 0 {
-            out[n] = b'.';
-            n += 1;
-        }
-        let (digits, len) = &OCTETS[octet as usize];
-        out[n..n + 3].copy_from_slice(digits);
-        n += *len as usize;
+    for octet in octets {
+        let (text, len) = &OCTETS[octet as usize];
+        out[n..n + 4].copy_from_slice(text);
+        n += *len as usize + 1;
     }
-    n
+    n - 1
 }
 
 /// For each set of zero groups of an IPv6 address (bit i: group i is zero), the longest run
@@ -604,6 +658,74 @@ mod tests {
         assert_eq!(r.next_row().unwrap().unwrap().unwrap(), rows[0]);
         assert_eq!(r.next_row().unwrap().unwrap().unwrap(), rows[1]);
         assert!(r.next_row().unwrap().is_none());
+    }
+
+    /// Rows of every protocol, through a buffer of a few rows: the text is std's, in order,
+    /// whether the writer is finished or dropped; a failing writer's error reaches the caller.
+    #[test]
+    fn rows_reach_the_writer_whole_through_a_small_buffer() {
+        let mut want = format!("{HEADER}\n");
+        let mut rows = Vec::new();
+        for i in 0..5000u64 {
+            let proto = (i % 256) as u8;
+            let first = 1_700_000_000 + i as i64 * 37;
+            let row = Row {
+                key: Key {
+                    proto,
+                    port: (i % 3 != 0).then_some((i * 7919 % 65_536) as u16),
+                    dst: Addr::v4([198, 51, 100, (i % 256) as u8]),
+                    src: if i % 5 == 0 {
+                        Addr::v6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i as u16).octets())
+                    } else {
+                        Addr::v4([(i >> 8) as u8, 9, 10, (i % 7) as u8])
+                    },
+                },
+                first,
+                // Most rows hold one attempt; some a day's worth, some a time past 2286.
+                last: match i % 4 {
+                    0 | 1 => first,
+                    2 => first + 86_000,
+                    _ => 253_402_300_799,
+                },
+                count: 1 + i * i,
+            };
+            let name = String::from_utf8(proto::name(proto).to_vec()).unwrap();
+            let port = row.key.port.map_or("-".to_string(), |p| p.to_string());
+            let ip = |a: &Addr| a.to_ip().to_string();
+            want += &format!(
+                "{name} {port} {} {} {} {} {}\n",
+                ip(&row.key.dst),
+                ip(&row.key.src),
+                row.first,
+                row.last,
+                row.count
+            );
+            rows.push(row);
+        }
+        let mut w = RowWriter::with_capacity(600, Vec::new());
+        w.header().unwrap();
+        rows.iter().for_each(|r| w.row(r).unwrap());
+        assert_eq!(w.bytes, want.len() as u64);
+        assert_eq!(String::from_utf8(w.finish().unwrap()).unwrap(), want);
+        let mut dropped = Vec::new();
+        {
+            let mut w = RowWriter::with_capacity(600, &mut dropped);
+            w.header().unwrap();
+            rows.iter().for_each(|r| w.row(r).unwrap());
+        }
+        assert_eq!(String::from_utf8(dropped).unwrap(), want);
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
+        if let Ok(full) = full {
+            let mut w = RowWriter::with_capacity(600, full);
+            let failed = rows.iter().try_for_each(|r| w.row(r));
+            assert!(failed.is_err(), "every write to /dev/full fails");
+        }
+        let mut w = RowWriter::new(std::fs::File::open("/dev/null").unwrap());
+        w.row(&rows[0]).unwrap();
+        assert!(
+            w.finish().is_err(),
+            "a file opened to read cannot be written"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use chrono::NaiveDate;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -263,15 +263,13 @@ impl DayFiles {
             let _ = file.sync_data();
             faults::kill_now();
         }
-        let mut w = RowWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file));
+        let mut w = RowWriter::with_capacity(WRITE_BUFFER, file);
         let wrote = rows.iter().try_for_each(|r| w.row(r));
         self.bytes_written += w.bytes;
-        let written = wrote
-            .and_then(|()| w.into_inner().into_inner().map_err(|e| e.into_error()))
-            .and_then(|f| {
-                faults::crash_here("append-before-sync");
-                f.sync_data()
-            });
+        let written = wrote.and_then(|()| w.finish()).and_then(|f| {
+            faults::crash_here("append-before-sync");
+            f.sync_data()
+        });
         match written {
             Ok(_) => {
                 let new_len = fs::metadata(&path).map_err(|e| context(&path, e))?.len();
@@ -628,21 +626,17 @@ impl DayFiles {
         }
     }
 
-    fn create(&mut self, path: &Path) -> io::Result<RowWriter<BufWriter<Writeback>>> {
+    fn create(&mut self, path: &Path) -> io::Result<RowWriter<Writeback>> {
         let f = File::create(path).map_err(|e| context(path, e))?;
-        let mut w = RowWriter::new(BufWriter::with_capacity(WRITE_BUFFER, Writeback::new(f, 0)));
+        let mut w = RowWriter::with_capacity(WRITE_BUFFER, Writeback::new(f, 0));
         w.header().map_err(|e| context(path, e))?;
         Ok(w)
     }
 
     /// Flushes and syncs a written file.
-    fn finish(&mut self, w: RowWriter<BufWriter<Writeback>>, path: &Path) -> io::Result<()> {
+    fn finish(&mut self, w: RowWriter<Writeback>, path: &Path) -> io::Result<()> {
         self.bytes_written += w.bytes;
-        let f = w
-            .into_inner()
-            .into_inner()
-            .map_err(|e| context(path, e.into_error()))?
-            .into_inner();
+        let f = w.finish().map_err(|e| context(path, e))?.into_inner();
         f.sync_all().map_err(|e| context(path, e))
     }
 
