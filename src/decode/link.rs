@@ -25,10 +25,13 @@ pub struct Network<'a> {
 pub fn network(link: Link, data: &[u8]) -> Result<Network<'_>, Skip> {
     match link {
         Link::Ethernet => {
-            let frame =
-                EthernetFrame::new_checked(data).map_err(|_| Skip::Malformed(Malformed::Link))?;
             let header = EthernetFrame::<&[u8]>::header_len();
-            ethertype(frame.ethertype().into(), &data[header..], false)
+            if data.len() < header {
+                return Err(Skip::Malformed(Malformed::Link));
+            }
+            // The EtherType as the number it is: smoltcp's view maps it to an enum and back.
+            let t = u16::from_be_bytes([data[header - 2], data[header - 1]]);
+            ethertype(t, &data[header..], false)
         }
         Link::LinuxSll => {
             // pkttype, hatype, halen, 8 bytes of address, then the protocol.
