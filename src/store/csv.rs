@@ -25,7 +25,9 @@ pub struct RowWriter<W: Write> {
     pub bytes: u64,
 }
 
-/// Room for the longest row: 4 + 5 + 2 × 45 + 2 × 12 + 20 + 7 separators, and more.
+/// Room for the longest row (a 15-byte protocol name, a port, two IPv6 addresses of 45, two
+/// times of 20 digits, a count of 20, separators: 183 bytes) and for the 16-byte copies that
+/// run past the text they write.
 const ROW_ROOM: usize = 256;
 
 impl<W: Write> RowWriter<W> {
