@@ -255,20 +255,35 @@ impl Sensor {
     /// takes no slot: it is counted with that frame, for all it does is move the clock, and
     /// that frame moves it as far. Most frames of a replay are such segments.
     ///
-    /// Inlined into the loop of the source, so that those segments cost no call; the rest of
-    /// the work is `hold`.
+    /// Inlined into the loop of the source, so that those segments cost no call: most are told
+    /// at a glance (`decode::plainly_under_way`), the rest by the probe. The rest of the work is
+    /// `hold`.
     #[inline(always)]
     pub fn frame(&mut self, frame: &Frame<'_>) {
+        if decode::plainly_under_way(frame) && self.trail(frame.ts) {
+            return;
+        }
         let slot = (self.ahead_head + self.ahead_len) % LOOKAHEAD;
         let decoded = decode::probe_into(frame, &mut self.ahead[slot].p);
-        if decoded == Err(Skip::UnderWay) && self.ahead_len > 0 {
-            let last = &mut self.ahead[(slot + LOOKAHEAD - 1) % LOOKAHEAD];
-            if last.ts == frame.ts && last.trailing < u32::MAX {
-                last.trailing += 1;
-                return;
-            }
+        if decoded == Err(Skip::UnderWay) && self.trail(frame.ts) {
+            return;
         }
         self.hold(slot, decoded, frame.ts, frame.ts_us);
+    }
+
+    /// Counts a connection under way at second `ts` with the frame waiting before it, if that
+    /// one is of the same second.
+    #[inline(always)]
+    fn trail(&mut self, ts: i64) -> bool {
+        if self.ahead_len == 0 {
+            return false;
+        }
+        let last = &mut self.ahead[(self.ahead_head + self.ahead_len - 1) % LOOKAHEAD];
+        if last.ts != ts || last.trailing == u32::MAX {
+            return false;
+        }
+        last.trailing += 1;
+        true
     }
 
     /// Puts the frame just decoded into `slot` in the line of frames waiting, asks for the

@@ -13,7 +13,7 @@ pub use tcpopts::TcpOptSig;
 pub use transport::flags;
 
 use crate::addr::Addr;
-use crate::source::Frame;
+use crate::source::{Frame, Link};
 
 /// What the counting rules and detectors see of one IP packet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -100,6 +100,47 @@ pub fn probe_into(frame: &Frame<'_>, p: &mut Packet) -> Result<(), Skip> {
     decode_with::<true>(frame, p)
 }
 
+/// Whether `frame` is plainly a connection under way: Ethernet, IPv4 without options or IPv6
+/// without extension headers, and a whole TCP header with ACK set. That is the shape of most
+/// of a busy link, and this glance costs a few loads where `probe_into` costs a call and a
+/// walk of the layers. When it says yes, `probe_into` says `Err(Skip::UnderWay)`; when it says
+/// no (a VLAN tag, IP options, anything odd or malformed), `probe_into` decides.
+#[inline(always)]
+pub fn plainly_under_way(frame: &Frame<'_>) -> bool {
+    const ETHERNET: usize = 14;
+    let d = frame.data;
+    // The shortest such frame: Ethernet, IPv4 and TCP headers of 20 bytes each.
+    if frame.link != Link::Ethernet || d.len() < ETHERNET + 40 {
+        return false;
+    }
+    let ip = &d[ETHERNET..];
+    let (ethertype, version) = (u16::from_be_bytes([d[12], d[13]]), ip[0]);
+    // The IP packet ends where its header says, or where the capture ends, whichever is
+    // first (as `ip::ipv4` and `ip::ipv6` cut it).
+    // IPv4 with a header of 20 bytes.
+    if ethertype == 0x0800 && version == 0x45 {
+        // Not a fragment: offset zero (the flags may say "don't fragment" or "more").
+        if ip[9] != crate::proto::TCP || ip[6] & 0x1f != 0 || ip[7] != 0 {
+            return false;
+        }
+        let end = (u16::from_be_bytes([ip[2], ip[3]]) as usize).min(ip.len());
+        end >= 20 && transport::under_way(&ip[20..end])
+    } else if ethertype == 0x86dd && version >> 4 == 6 {
+        if ip[6] != crate::proto::TCP || ip.len() < 40 {
+            return false;
+        }
+        let len = u16::from_be_bytes([ip[4], ip[5]]) as usize;
+        let end = if len == 0 {
+            ip.len()
+        } else {
+            (40 + len).min(ip.len())
+        };
+        transport::under_way(&ip[40..end])
+    } else {
+        false
+    }
+}
+
 /// `PROBE`: stop at a TCP segment with ACK set. The link layer is read first, so that each
 /// IP decoder has one caller and inlines into it.
 #[inline(always)]
@@ -112,4 +153,92 @@ fn decode_with<const PROBE: bool>(frame: &Frame<'_>, p: &mut Packet) -> Result<(
     }
     p.outgoing = net.outgoing | frame.outgoing;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ethernet, then IPv4 (20 bytes) or IPv6 (40), then a TCP header of 20 bytes with `flags`
+    /// and 6 bytes of payload.
+    fn segment(v6: bool, flags: u8) -> Vec<u8> {
+        let mut b = vec![0u8; 12];
+        let tcp = [
+            0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 9, 0x50, flags, 0x04, 0, 0, 0, 0, 0, 1, 2, 3,
+            4, 5, 6,
+        ];
+        if v6 {
+            b.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, tcp.len() as u8, 6, 64]);
+            b.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+            b.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        } else {
+            b.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 20 + tcp.len() as u8, 0, 1, 0x40, 0]);
+            b.extend_from_slice(&[64, 6, 0, 0, 203, 0, 113, 9, 198, 51, 100, 10]);
+        }
+        b.extend_from_slice(&tcp);
+        b
+    }
+
+    fn frame(data: &[u8]) -> Frame<'_> {
+        Frame {
+            ts: 1_700_000_000,
+            ts_us: 0,
+            link: Link::Ethernet,
+            data,
+            outgoing: false,
+        }
+    }
+
+    fn probe(data: &[u8]) -> Result<(), Skip> {
+        probe_into(&frame(data), &mut Packet::default())
+    }
+
+    /// The glance never says "under way" where the full probe says anything else: every header
+    /// byte of IPv4 and IPv6 segments set to values that matter (zero, all ones, one bit
+    /// flipped, the lengths' edges), and every cut of the frame.
+    #[test]
+    fn a_plain_connection_under_way_is_what_the_probe_says() {
+        let (mut plain, mut mutants) = (0, 0);
+        for v6 in [false, true] {
+            for flags in [flags::ACK, flags::ACK | flags::FIN, flags::SYN | flags::ACK] {
+                let good = segment(v6, flags);
+                assert!(plainly_under_way(&frame(&good)), "v6 {v6} flags {flags:#x}");
+                assert_eq!(probe(&good), Err(Skip::UnderWay));
+                let mut check = |data: &[u8]| {
+                    mutants += 1;
+                    if plainly_under_way(&frame(data)) {
+                        plain += 1;
+                        assert_eq!(probe(data), Err(Skip::UnderWay), "{data:02x?}");
+                    }
+                };
+                for at in 12..good.len() {
+                    for value in [
+                        0, 0xff, 1, 0x40, 0x45, 0x50, 0x60, 6, 17, 19, 20, 39, 40, 60,
+                    ] {
+                        let mut m = good.clone();
+                        m[at] = value;
+                        check(&m);
+                    }
+                    for bit in 0..8 {
+                        let mut m = good.clone();
+                        m[at] ^= 1 << bit;
+                        check(&m);
+                    }
+                }
+                for len in 0..good.len() {
+                    check(&good[..len]);
+                }
+                // Not Ethernet: left to the full probe, whatever the bytes.
+                assert!(!plainly_under_way(&Frame {
+                    link: Link::LinuxSll,
+                    ..frame(&good)
+                }));
+            }
+        }
+        // The glance takes most mutants of payload and addresses, and leaves the rest.
+        assert!(
+            plain > mutants / 4 && plain < mutants,
+            "{plain} of {mutants}"
+        );
+    }
 }
