@@ -23,7 +23,21 @@ pub struct RowWriter<W: Write> {
     /// Bytes of `buf` not yet written to `out`.
     len: usize,
     pub bytes: u64,
+    /// The text of the last row's protocol, port and destination, with the space after them:
+    /// rows come sorted, and most share these with the row before (a scan of one port of one
+    /// address from many sources), so they are copied rather than formatted again.
+    prefix: [u8; PREFIX_ROOM],
+    prefix_len: usize,
+    prefix_of: Option<(u8, Option<u16>, Addr)>,
+    /// The first five digits of the last ten-digit time written, and their text: they change
+    /// once in 27 hours.
+    stamp_high: u32,
+    stamp_text: [u8; 5],
 }
+
+/// Room for the longest protocol, port and destination: a 15-byte name, 5 digits, an IPv6
+/// address of 39 and three spaces are 62 bytes.
+const PREFIX_ROOM: usize = 64;
 
 /// Room for the longest row (a 15-byte protocol name, a port, two IPv6 addresses of 45, two
 /// times of 20 digits, a count of 20, separators: 183 bytes) and for the 16-byte copies that
@@ -43,6 +57,11 @@ impl<W: Write> RowWriter<W> {
             buf: vec![0; capacity.max(2 * ROW_ROOM)].into_boxed_slice(),
             len: 0,
             bytes: 0,
+            prefix: [0; PREFIX_ROOM],
+            prefix_len: 0,
+            prefix_of: None,
+            stamp_high: u32::MAX,
+            stamp_text: [0; 5],
         }
     }
 
@@ -82,29 +101,43 @@ impl<W: Write> RowWriter<W> {
     }
 
     pub fn row(&mut self, r: &Row) -> io::Result<()> {
-        let b = self.room()?;
-        let (name, len) = proto::name_padded(r.key.proto);
-        b[..16].copy_from_slice(name);
-        let mut n = len;
-        b[n] = b' ';
-        n += 1;
-        match r.key.port {
-            None => {
-                b[n] = b'-';
-                n += 1;
-            }
-            Some(p) => n += decimal(&mut b[n..], p as u64),
+        if self.buf.len() - self.len < ROW_ROOM {
+            self.write_out()?;
         }
-        b[n] = b' ';
-        n += 1;
-        n += address(&mut b[n..], &r.key.dst);
-        b[n] = b' ';
-        n += 1;
+        let b = &mut self.buf[self.len..self.len + ROW_ROOM];
+        let head = (r.key.proto, r.key.port, r.key.dst);
+        let mut n;
+        if self.prefix_of == Some(head) {
+            b[..PREFIX_ROOM].copy_from_slice(&self.prefix);
+            n = self.prefix_len;
+        } else {
+            let (name, len) = proto::name_padded(r.key.proto);
+            b[..16].copy_from_slice(name);
+            n = len;
+            b[n] = b' ';
+            n += 1;
+            match r.key.port {
+                None => {
+                    b[n] = b'-';
+                    n += 1;
+                }
+                Some(p) => n += decimal(&mut b[n..], p as u64),
+            }
+            b[n] = b' ';
+            n += 1;
+            n += address(&mut b[n..], &r.key.dst);
+            b[n] = b' ';
+            n += 1;
+            self.prefix.copy_from_slice(&b[..PREFIX_ROOM]);
+            self.prefix_len = n;
+            self.prefix_of = Some(head);
+        }
         n += address(&mut b[n..], &r.key.src);
         // Timestamps are checked to lie in 0..=MAX_TIMESTAMP where rows are made.
         b[n] = b' ';
         n += 1;
-        let len = timestamp(&mut b[n..], r.first.max(0) as u64);
+        let len = self.timestamp(n, r.first.max(0) as u64);
+        let b = &mut self.buf[self.len..self.len + ROW_ROOM];
         n += len;
         b[n] = b' ';
         n += 1;
@@ -115,8 +148,9 @@ impl<W: Write> RowWriter<W> {
             b[n..n + 16].copy_from_slice(&first);
             n += len;
         } else {
-            n += timestamp(&mut b[n..], r.last.max(0) as u64);
+            n += self.timestamp(n, r.last.max(0) as u64);
         }
+        let b = &mut self.buf[self.len..self.len + ROW_ROOM];
         b[n] = b' ';
         n += 1;
         n += decimal(&mut b[n..], r.count);
@@ -125,6 +159,24 @@ impl<W: Write> RowWriter<W> {
         self.len += n;
         self.bytes += n as u64;
         Ok(())
+    }
+
+    /// Writes the Unix time `v` at `at` in the row being written, returning its length. A time
+    /// of ten digits (2001 to 2286) takes its first five from the last one's when they agree.
+    #[inline]
+    fn timestamp(&mut self, at: usize, v: u64) -> usize {
+        let out = &mut self.buf[self.len + at..self.len + at + 20];
+        if !(1_000_000_000..10_000_000_000).contains(&v) {
+            return decimal(out, v);
+        }
+        let (high, low) = ((v / 100_000) as u32, (v % 100_000) as u32);
+        if high != self.stamp_high {
+            self.stamp_high = high;
+            five_digits(&mut self.stamp_text, high);
+        }
+        out[..5].copy_from_slice(&self.stamp_text);
+        five_digits((&mut out[5..10]).try_into().expect("5 bytes"), low);
+        10
     }
 }
 
@@ -177,23 +229,12 @@ fn digits(v: u64) -> usize {
     n
 }
 
-/// A Unix time in decimal at the start of `out`, returning its length. Every time from 2001 to
-/// 2286 has ten digits: those are written in five fixed steps, with no loop whose length
-/// depends on the value.
+/// Writes `v` (below 100,000) as five digits, with leading zeros.
 #[inline]
-fn timestamp(out: &mut [u8], v: u64) -> usize {
-    if !(1_000_000_000..10_000_000_000).contains(&v) {
-        return decimal(out, v);
-    }
-    let (hi, lo) = ((v / 100_000) as u32, (v % 100_000) as u32);
-    // hi and lo are five digits each: the first digit, then two pairs.
-    out[0] = b'0' + (hi / 10_000) as u8;
-    out[1..3].copy_from_slice(pair(hi / 100 % 100));
-    out[3..5].copy_from_slice(pair(hi % 100));
-    out[5] = b'0' + (lo / 10_000) as u8;
-    out[6..8].copy_from_slice(pair(lo / 100 % 100));
-    out[8..10].copy_from_slice(pair(lo % 100));
-    10
+fn five_digits(out: &mut [u8; 5], v: u32) {
+    out[0] = b'0' + (v / 10_000) as u8;
+    out[1..3].copy_from_slice(pair(v / 100 % 100));
+    out[3..5].copy_from_slice(pair(v % 100));
 }
 
 /// The two digits of `v` (below 100).
@@ -549,6 +590,7 @@ mod tests {
             assert_eq!(&buf[..n], v.to_string().as_bytes());
         }
         let mut t = 1u64;
+        let mut times = RowWriter::new(Vec::new());
         for v in [
             0u64,
             9,
@@ -563,8 +605,11 @@ mod tests {
             t = t.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             t >> 30
         })) {
-            let n = timestamp(&mut buf, v);
-            assert_eq!(&buf[..n], v.to_string().as_bytes());
+            // A time after one of the same first five digits, and after one of others.
+            for v in [v, v + 1, v ^ 1] {
+                let n = times.timestamp(0, v);
+                assert_eq!(&times.buf[..n], v.to_string().as_bytes());
+            }
         }
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
@@ -669,13 +714,20 @@ mod tests {
         let mut want = format!("{HEADER}\n");
         let mut rows = Vec::new();
         for i in 0..5000u64 {
-            let proto = (i % 256) as u8;
+            // Runs of two or three rows that share protocol, port and destination, as
+            // sorted rows do, in pairs of runs that share only protocol and port.
+            let j = i * 2 / 5;
+            let proto = (j / 2 % 256) as u8;
             let first = 1_700_000_000 + i as i64 * 37;
             let row = Row {
                 key: Key {
                     proto,
-                    port: (i % 3 != 0).then_some((i * 7919 % 65_536) as u16),
-                    dst: Addr::v4([198, 51, 100, (i % 256) as u8]),
+                    port: (j / 2 % 3 != 0).then_some((j / 2 * 7919 % 65_536) as u16),
+                    dst: if j % 7 == 0 {
+                        Addr::v6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0xffff, 0, 0, j as u16).octets())
+                    } else {
+                        Addr::v4([198, 51, 100, (j % 256) as u8])
+                    },
                     src: if i % 5 == 0 {
                         Addr::v6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i as u16).octets())
                     } else {
