@@ -199,3 +199,51 @@ fn mutated_captures_never_panic_or_hang() {
         "the mutants should both read and fail"
     );
 }
+
+/// A record longer than any frame we read is refused even when its bytes are all there. Here
+/// the buffer grows for a record of the largest size; the small records after it run past the
+/// buffer's end, so the reader refills it, and the record that claims a byte more than the
+/// largest then lies whole in the buffer. The batched reader and the frame-at-a-time one lend
+/// the same frames before it and refuse it with the same message.
+#[test]
+fn an_oversized_record_is_refused_whole_or_not() {
+    let max = tsusen::policy::MAX_FRAME_BYTES;
+    let small = |s| Packet::at(s, vec![0xab; 60]);
+    let mut frames = vec![
+        small(1_700_000_000),
+        Packet::at(1_700_000_001, vec![0xcd; max]),
+    ];
+    // 76 bytes a record: more than the 256 KiB the grown buffer has left after the large one.
+    frames.extend((0..3500).map(|i| small(1_700_000_002 + i)));
+    frames.push(Packet::at(1_700_009_000, vec![0xef; max + 1]));
+    frames.push(small(1_700_009_001));
+    let dir = std::env::temp_dir().join(format!("tsusen-oversized-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("oversized.pcap");
+    std::fs::write(&path, pcap_bytes(LINKTYPE_ETHERNET, &frames)).unwrap();
+    let mut cap = CaptureFile::open(&path).unwrap();
+    let mut lent = Vec::new();
+    let one = loop {
+        match cap.next_frame() {
+            Ok(Some(f)) => lent.push(f.data.len()),
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    let mut cap = CaptureFile::open(&path).unwrap();
+    let mut batched = Vec::new();
+    let batches = loop {
+        match cap.for_frames(100, |f| batched.push(f.data.len())) {
+            Ok(0) => break None,
+            Ok(_) => {}
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(lent.len(), 3502);
+    assert_eq!(lent[1], max);
+    assert_eq!(batched, lent);
+    let one = one.expect("the oversized record is refused");
+    assert!(one.contains("claims"), "{one}");
+    assert_eq!(batches.as_deref(), Some(one.as_str()));
+}

@@ -334,6 +334,45 @@ impl CaptureFile {
     ) -> Result<u32, CapError> {
         let mut n = 0;
         while n < limit {
+            // The records wholly in the buffer, in a loop that keeps its place in registers;
+            // the reader's own state is brought up to date once after it.
+            let avail = &self.buf[self.start..self.end];
+            let (mut at, mut done, mut last) = (0, 0, None);
+            while n + done < limit {
+                let Some(h) = avail.get(at..at + 16) else {
+                    break;
+                };
+                let len = rd32(&h[8..12], BE) as usize;
+                // Refused by `next_pcap` below, with the reader's place in the message.
+                if len > MAX_FRAME_BYTES {
+                    break;
+                }
+                let Some(data) = avail.get(at + 16..at + 16 + len) else {
+                    break;
+                };
+                let (ts, ts_us) = pcap_time::<BE, NANOS>(h);
+                each(&Frame {
+                    ts,
+                    ts_us,
+                    link,
+                    data,
+                    outgoing: false,
+                });
+                at += 16 + len;
+                done += 1;
+                last = Some(ts);
+            }
+            self.consume(at);
+            self.packets += done as u64;
+            if let Some(ts) = last {
+                self.last_ts = ts;
+            }
+            n += done;
+            if n == limit {
+                break;
+            }
+            // A record the buffer does not hold whole (or the end, or a bad record): read
+            // it alone, refilling the buffer.
             let Some((ts, ts_us, at, len)) = self.next_pcap::<BE, NANOS>()? else {
                 break;
             };
@@ -355,17 +394,13 @@ impl CaptureFile {
     fn next_pcap<const BE: bool, const NANOS: bool>(
         &mut self,
     ) -> Result<Option<(i64, u32, usize, usize)>, CapError> {
-        let (be, nanos) = (BE, NANOS);
         if !self.fill(16)? {
             if self.end == self.start {
                 return Ok(None);
             }
             return Err(self.truncated());
         }
-        let h = &self.buf[self.start..self.start + 16];
-        let sec = rd32(&h[0..4], be);
-        let frac = rd32(&h[4..8], be);
-        let incl = rd32(&h[8..12], be) as usize;
+        let incl = rd32(&self.buf[self.start + 8..self.start + 12], BE) as usize;
         if incl > MAX_FRAME_BYTES {
             return Err(self.corrupt(format!(
                 "a record claims {incl} captured bytes (more than {MAX_FRAME_BYTES})"
@@ -374,15 +409,7 @@ impl CaptureFile {
         if !self.fill(16 + incl)? {
             return Err(self.truncated());
         }
-        // A fraction past one second is a writer's bug; it still belongs to `sec` or later.
-        let per_sec = if nanos { 1_000_000_000 } else { 1_000_000 };
-        let (carry, frac) = if frac < per_sec {
-            (0, frac)
-        } else {
-            (frac / per_sec, frac % per_sec)
-        };
-        let ts = sec as i64 + carry as i64;
-        let us = if nanos { frac / 1000 } else { frac };
+        let (ts, us) = pcap_time::<BE, NANOS>(&self.buf[self.start..self.start + 16]);
         let at = self.start + 16;
         self.consume(16 + incl);
         Ok(Some((ts, us, at, incl)))
@@ -612,6 +639,22 @@ fn rd16(b: &[u8], be: bool) -> u16 {
     } else {
         u16::from_le_bytes(a)
     }
+}
+
+/// The time of a pcap record header `h`: whole seconds, and microseconds within the second.
+#[inline(always)]
+fn pcap_time<const BE: bool, const NANOS: bool>(h: &[u8]) -> (i64, u32) {
+    let sec = rd32(&h[0..4], BE);
+    let frac = rd32(&h[4..8], BE);
+    // A fraction past one second is a writer's bug; it still belongs to `sec` or later.
+    let per_sec = if NANOS { 1_000_000_000 } else { 1_000_000 };
+    let (carry, frac) = if frac < per_sec {
+        (0, frac)
+    } else {
+        (frac / per_sec, frac % per_sec)
+    };
+    let us = if NANOS { frac / 1000 } else { frac };
+    (sec as i64 + carry as i64, us)
 }
 
 #[inline]
