@@ -10,7 +10,7 @@ use crate::faults;
 use crate::sensor::Stats;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"tsusen\0S";
@@ -56,51 +56,112 @@ pub struct StateRef<'a, F: Serialize, D: Serialize> {
     pub detectors: Option<D>,
 }
 
-/// Passes bytes on to `inner`, counting them and keeping their CRC-32, and keeps the first
-/// I/O error (postcard reports only that writing failed, not why).
-struct Checked<W> {
+/// Gathers bytes into chunks before they reach `inner`, counting them and keeping their
+/// CRC-32 and the first I/O error (postcard reports only that writing failed, not why).
+/// postcard hands its output over a byte at a time for most fields (an address is 17 of
+/// them); through a `Write` each byte cost a call into the CRC and one into the file's buffer,
+/// more than the rest of a save.
+struct Chunks<W> {
     inner: W,
+    buf: Box<[u8; SAVE_BUFFER]>,
+    /// Bytes of `buf` in use.
+    used: usize,
     crc: u32,
     len: u64,
     error: Option<io::Error>,
 }
 
-impl<W: Write> Checked<W> {
-    fn new(inner: W) -> Checked<W> {
-        Checked {
+impl<W: Write> Chunks<W> {
+    fn new(inner: W) -> Chunks<W> {
+        Chunks {
             inner,
+            buf: Box::new([0; SAVE_BUFFER]),
+            used: 0,
             crc: !0,
             len: 0,
             error: None,
         }
     }
-}
 
-impl<W: Write> Write for Checked<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.inner.write(buf) {
-            Ok(n) => {
-                self.crc = crc32_update(self.crc, &buf[..n]);
-                self.len += n as u64;
-                Ok(n)
-            }
-            Err(e) => {
-                let kept = io::Error::new(e.kind(), e.to_string());
-                self.error.get_or_insert(kept);
-                Err(e)
-            }
+    fn put(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.used + data.len() > SAVE_BUFFER {
+            self.drain()?;
         }
+        if data.len() > SAVE_BUFFER {
+            self.crc = crc32_update(self.crc, data);
+            self.len += data.len() as u64;
+            return self.inner.write_all(data);
+        }
+        self.buf[self.used..self.used + data.len()].copy_from_slice(data);
+        self.used += data.len();
+        Ok(())
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+    fn drain(&mut self) -> io::Result<()> {
+        let chunk = &self.buf[..self.used];
+        self.crc = crc32_update(self.crc, chunk);
+        self.len += chunk.len() as u64;
+        self.used = 0;
+        self.inner.write_all(chunk)
+    }
+
+    /// Keeps the error for the caller, and gives postcard one of its own.
+    fn failed(&mut self, e: io::Error) -> postcard::Error {
+        self.error.get_or_insert(e);
+        postcard::Error::SerializeBufferFull
+    }
+}
+
+impl<W: Write> postcard::ser_flavors::Flavor for &mut Chunks<W> {
+    type Output = ();
+
+    #[inline(always)]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        if self.used == SAVE_BUFFER {
+            if let Err(e) = self.drain() {
+                return Err(self.failed(e));
+            }
+        }
+        self.buf[self.used] = data;
+        self.used += 1;
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.put(data).map_err(|e| self.failed(e))
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Counts the bytes of a payload, for the length in the header.
+struct Count(u64);
+
+impl postcard::ser_flavors::Flavor for &mut Count {
+    type Output = ();
+
+    #[inline(always)]
+    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0 += data.len() as u64;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
 /// Serialises `state` into `w`, with the writer's own error when writing failed.
-fn payload_into<S: Serialize, W: Write>(state: &S, w: &mut Checked<W>) -> io::Result<()> {
-    match postcard::to_io(state, &mut *w) {
-        Ok(_) => Ok(()),
+fn payload_into<S: Serialize, W: Write>(state: &S, w: &mut Chunks<W>) -> io::Result<()> {
+    match postcard::serialize_with_flavor(state, &mut *w) {
+        Ok(()) => Ok(()),
         Err(e) => Err(w
             .error
             .take()
@@ -114,9 +175,10 @@ fn payload_into<S: Serialize, W: Write>(state: &S, w: &mut Checked<W>) -> io::Re
 /// copy, at every flush).
 pub fn save<S: Serialize>(path: &Path, state: &S) -> io::Result<u64> {
     let ctx = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let mut counted = Checked::new(io::sink());
-    payload_into(state, &mut counted).map_err(ctx)?;
-    let len = counted.len;
+    let mut counted = Count(0);
+    postcard::serialize_with_flavor(state, &mut counted)
+        .map_err(|e| ctx(io::Error::other(e.to_string())))?;
+    let len = counted.0;
     let len = u32::try_from(len)
         .ok()
         .filter(|&l| l as usize <= MAX_PAYLOAD)
@@ -136,19 +198,18 @@ pub fn save<S: Serialize>(path: &Path, state: &S) -> io::Result<u64> {
             .map_or("state".into(), |n| n.to_string_lossy())
     ));
     let result = (|| {
-        let f = File::create(&tmp)?;
-        let mut w = Checked::new(BufWriter::with_capacity(SAVE_BUFFER, f));
-        w.write_all(MAGIC)?;
-        w.write_all(&VERSION.to_le_bytes())?;
-        w.write_all(&len.to_le_bytes())?;
+        let mut w = Chunks::new(File::create(&tmp)?);
+        w.put(MAGIC)?;
+        w.put(&VERSION.to_le_bytes())?;
+        w.put(&len.to_le_bytes())?;
         payload_into(state, &mut w)?;
+        w.drain()?;
         if w.len != (HEADER + len as usize) as u64 {
             return Err(io::Error::other("the state changed while it was written"));
         }
         let crc = !w.crc;
-        let mut out = w.inner;
-        out.write_all(&crc.to_le_bytes())?;
-        let f = out.into_inner().map_err(|e| e.into_error())?;
+        let mut f = w.inner;
+        f.write_all(&crc.to_le_bytes())?;
         f.sync_all()?;
         faults::crash_here("snapshot-before-rename");
         fs::rename(&tmp, path)?;
@@ -248,20 +309,20 @@ impl From<StateV2> for State {
     }
 }
 
-/// CRC-32 (IEEE 802.3, as zlib and PNG), bitwise over a small table.
+/// CRC-32 (IEEE 802.3, as zlib and PNG), a byte at a time over a table of 256 words.
 pub fn crc32(data: &[u8]) -> u32 {
     !crc32_update(!0, data)
 }
 
 /// Goes on with a CRC-32 (kept inverted, as between `crc32`'s first and last step) over `data`.
 fn crc32_update(mut crc: u32, data: &[u8]) -> u32 {
-    const TABLE: [u32; 16] = {
-        let mut t = [0u32; 16];
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
         let mut i = 0;
-        while i < 16 {
+        while i < 256 {
             let mut c = i as u32;
             let mut k = 0;
-            while k < 4 {
+            while k < 8 {
                 c = if c & 1 != 0 {
                     0xedb8_8320 ^ (c >> 1)
                 } else {
@@ -275,8 +336,7 @@ fn crc32_update(mut crc: u32, data: &[u8]) -> u32 {
         t
     };
     for &b in data {
-        crc = TABLE[((crc ^ b as u32) & 15) as usize] ^ (crc >> 4);
-        crc = TABLE[((crc ^ (b as u32 >> 4)) & 15) as usize] ^ (crc >> 4);
+        crc = TABLE[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8);
     }
     crc
 }
@@ -331,6 +391,46 @@ mod tests {
             postcard::to_stdvec(&lent).unwrap(),
             postcard::to_stdvec(&state).unwrap()
         );
+    }
+
+    /// A state of many chunks, with one field longer than a chunk, is written byte for byte
+    /// as the format says: header, postcard's own bytes, CRC of all before it.
+    #[test]
+    fn a_large_state_is_written_as_the_format_says() {
+        let flows = (0..5000u32)
+            .map(|i| FlowState {
+                proto: 17,
+                a: crate::addr::Addr::v4(i.to_be_bytes()),
+                a_port: i as u16,
+                b: crate::addr::Addr::v6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+                b_port: 53,
+                initiator_is_a: i % 2 == 0,
+                counted: i % 3 == 0,
+                last: 1_700_000_000 + i as i64,
+            })
+            .collect();
+        let mut state = State { flows, ..sample() };
+        state.replay = Some(ReplayPosition {
+            inputs: vec![("p".repeat(SAVE_BUFFER + 5), 1), ("q.pcap".into(), 2)],
+            frames: 3,
+        });
+        let dir = std::env::temp_dir().join(format!("tsusen-snap-large-{}", std::process::id()));
+        let path = dir.join("state.bin");
+        let n = save(&path, &state).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        let payload = postcard::to_stdvec(&state).unwrap();
+        assert!(payload.len() > 4 * SAVE_BUFFER);
+        let mut want = Vec::new();
+        want.extend_from_slice(MAGIC);
+        want.extend_from_slice(&VERSION.to_le_bytes());
+        want.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        want.extend_from_slice(&payload);
+        let crc = crc32(&want);
+        want.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(n, want.len() as u64);
+        assert!(bytes == want, "the file differs from the format");
+        assert_eq!(decode(&bytes).unwrap(), state);
     }
 
     #[test]
