@@ -469,8 +469,18 @@ impl Sensor {
     }
 
     /// `advance` from within the count of a frame, whose followers must wait their turn.
-    #[inline]
+    #[inline(always)]
     fn tick(&mut self, now: i64) {
+        // Most frames fall in a second already seen.
+        if !matches!(self.now, Some(prev) if now <= prev) {
+            self.new_second(now);
+        }
+    }
+
+    /// The clock reaches second `now` (or starts there): the detectors' timers, and a flush
+    /// at the end of a day or a period. Out of line: the flush it may call is large.
+    #[inline(never)]
+    fn new_second(&mut self, now: i64) {
         match self.now {
             Some(prev) if now <= prev => {}
             Some(prev) => {
