@@ -260,7 +260,20 @@ impl Sensor {
     /// `hold`.
     #[inline(always)]
     pub fn frame(&mut self, frame: &Frame<'_>) {
-        if decode::plainly_under_way(frame) && self.trail(frame.ts) {
+        self.take::<true>(frame);
+    }
+
+    /// As `frame`, for a source whose kernel filter has dropped every plain connection under
+    /// way (`Capture::drops_under_way`): the glance would never say yes, and would cost each
+    /// frame that does count.
+    #[inline(always)]
+    pub fn frame_filtered(&mut self, frame: &Frame<'_>) {
+        self.take::<false>(frame);
+    }
+
+    #[inline(always)]
+    fn take<const GLANCE: bool>(&mut self, frame: &Frame<'_>) {
+        if GLANCE && decode::plainly_under_way(frame) && self.trail(frame.ts) {
             return;
         }
         let slot = (self.ahead_head + self.ahead_len) % LOOKAHEAD;

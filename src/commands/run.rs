@@ -278,6 +278,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         published.0 = second;
     };
     log::info!("capturing on {iface} with {}", capture.method());
+    let filtered = capture.drops_under_way();
     let mut checked = i64::MIN;
     let mut status = ExitCode::SUCCESS;
     // Flows are taken from their queue once a second, between frames.
@@ -286,13 +287,18 @@ pub fn main(args: Vec<String>) -> ExitCode {
         match capture.next_frame() {
             Ok(Some(f)) => {
                 let (ts, ts_us) = f.ts.unwrap_or_else(wall_clock_us);
-                sensor.frame(&Frame {
+                let frame = Frame {
                     ts,
                     ts_us,
                     link: f.link,
                     data: f.data,
                     outgoing: f.outgoing,
-                });
+                };
+                if filtered {
+                    sensor.frame_filtered(&frame);
+                } else {
+                    sensor.frame(&frame);
+                }
                 if capture.idle() {
                     // A quiet link: count what the sensor holds back before waiting.
                     sensor.drain();

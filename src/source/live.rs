@@ -183,6 +183,13 @@ impl Capture {
         }
     }
 
+    /// Whether a kernel filter drops TCP segments with ACK set before they reach us (the ring
+    /// attaches one; pnet reads every frame). Those that still come are VLAN-tagged or carry
+    /// IPv6 extension headers.
+    pub fn drops_under_way(&self) -> bool {
+        matches!(self, Capture::Ring(_))
+    }
+
     /// What reads the frames, for the log.
     pub fn method(&self) -> &'static str {
         match self {
