@@ -276,8 +276,11 @@ impl Sensor {
         if GLANCE && decode::plainly_under_way(frame) && self.trail(frame.ts) {
             return;
         }
+        // A copy for the probe, made here: lent the source's own, the compiler writes every
+        // frame out to memory before the glance, for the few that get this far.
+        let copy = *frame;
         let slot = (self.ahead_head + self.ahead_len) % LOOKAHEAD;
-        let decoded = decode::probe_into(frame, &mut self.ahead[slot].p);
+        let decoded = decode::probe_into(&copy, &mut self.ahead[slot].p);
         if decoded == Err(Skip::UnderWay) && self.trail(frame.ts) {
             return;
         }
