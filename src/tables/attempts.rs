@@ -141,19 +141,25 @@ impl AttemptTable {
     /// would be the table's size again at every flush (and with glibc's malloc it stays
     /// resident once touched).
     pub fn take_sorted(&mut self, order: &RowOrder) -> Vec<Row> {
-        self.clear_index();
+        // The index is empty until the rows come back: room for the sort, which overwrites
+        // its first two words a row and zeroes them after. A sweep leaves those to it.
+        let lent = (2 * self.rows.len()).min(self.index.len());
+        let swept = self.clear_index(lent);
         let mut rows = std::mem::take(&mut self.rows);
-        // The index is empty until the rows come back: room for the sort.
-        order.sort_with(&mut rows, &mut self.index);
+        let zeroed = order.sort_with(&mut rows, &mut self.index);
+        if swept && zeroed < lent {
+            self.index[zeroed..lent].fill(EMPTY);
+        }
         rows
     }
 
-    /// Empties the index: slot by slot for the rows held when they are few (a periodic flush
-    /// of a quiet period), else in one sweep.
-    fn clear_index(&mut self) {
+    /// Empties the index but for its first `lent` words when it sweeps (returns true): slot
+    /// by slot for the rows held when they are few (a periodic flush of a quiet period), else
+    /// in one sweep.
+    fn clear_index(&mut self, lent: usize) -> bool {
         if self.rows.len() * 16 >= self.index.len() {
-            self.index.fill(EMPTY);
-            return;
+            self.index[lent..].fill(EMPTY);
+            return true;
         }
         for n in 0..self.rows.len() {
             let r = self.rows[n];
@@ -164,6 +170,7 @@ impl AttemptTable {
             }
             self.index[i] = EMPTY;
         }
+        false
     }
 
     /// A copy of the rows, for a view of today that does not disturb counting.
@@ -239,6 +246,31 @@ mod tests {
         assert_eq!(t.recycle(rows), 0);
         assert!(t.is_empty());
         add(&mut t, key(3, 22), 100).unwrap();
+    }
+
+    /// After a flush the index is empty again, whether it was swept (many rows) or cleared
+    /// slot by slot (few), and whether the sort borrowed it (one day) or did without (rows
+    /// of days too far apart for its cut).
+    #[test]
+    fn a_flush_leaves_the_index_empty() {
+        for (rows, days) in [(3000u32, 1), (3000, 300), (20, 1), (20, 300)] {
+            let mut t = AttemptTable::new(4096);
+            for s in 0..rows {
+                let k = Key {
+                    proto: 6,
+                    port: Some((s % 7) as u16),
+                    dst: Addr::v4([198, 51, 100, 1]),
+                    src: Addr::v4(s.to_be_bytes()),
+                };
+                add(&mut t, k, 86_400 * (s % days) as i64).unwrap();
+            }
+            let got = t.take_sorted(&RowOrder::new());
+            assert_eq!(got.len(), rows as usize);
+            assert!(
+                t.index.iter().all(|&w| w == EMPTY),
+                "{rows} rows of {days} days: the index is not empty"
+            );
+        }
     }
 
     #[test]

@@ -81,8 +81,9 @@ impl RowOrder {
     }
 
     /// Sorts rows into file order as `sort` does, with `scratch` as room beside them: two words
-    /// a row, overwritten and given back zeroed. The attempt table lends its index, empty at a
-    /// flush, so the sort adds nothing to the peak memory.
+    /// a row, overwritten (whatever they held) and given back zeroed; returns how many words
+    /// that was, from the start (0 when it did without). The attempt table lends its index,
+    /// cleared at a flush, so the sort adds nothing to the peak memory.
     ///
     /// Each row's place in the order is cut to 99 bits (day, protocol rank, port, and the
     /// first 32 bits of each address with its family) and kept beside the row's number. Those
@@ -91,7 +92,7 @@ impl RowOrder {
     /// the order. Rows whose cut places tie (IPv6 addresses that share their first 32 bits) are
     /// ordered in full among themselves. Without the room, or for rows the cut does not fit,
     /// this is `sort`.
-    pub fn sort_with(&self, rows: &mut [Row], scratch: &mut [u64]) {
+    pub fn sort_with(&self, rows: &mut [Row], scratch: &mut [u64]) -> usize {
         let n = rows.len();
         let (items, _) = scratch.as_chunks_mut::<2>();
         let (base, last) = rows.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
@@ -101,7 +102,7 @@ impl RowOrder {
         // table) are compared in full.
         if !(2..=CUT_ROWS).contains(&n) || items.len() < n || last - base >= 256 {
             self.sort(rows);
-            return;
+            return 0;
         }
         let items = &mut items[..n];
         for (i, (item, r)) in items.iter_mut().zip(rows.iter()).enumerate() {
@@ -146,6 +147,7 @@ impl RowOrder {
             }
         }
         items.fill([0, 0]);
+        2 * n
     }
 
     /// The first 99 bits of a row's place in the order (see `sort_with`): what follows an
@@ -262,9 +264,17 @@ mod tests {
             for room in [2 * set.len() + 3, set.len()] {
                 let mut got = set.clone();
                 shuffle(&mut got, n as u64 + 7);
+                // The words the sort says it used may hold anything before; the rest is zero.
                 let mut scratch = vec![0u64; room];
-                order.sort_with(&mut got, &mut scratch);
+                let used = (2 * set.len()).min(room);
+                scratch[..used].fill(0x5a5a_5a5a_5a5a_5a5a);
+                let zeroed = order.sort_with(&mut got, &mut scratch);
                 assert_eq!(keys(&got), keys(&want), "set {n}, room {room}");
+                assert!(
+                    zeroed == 0 || zeroed == used,
+                    "set {n}, room {room}: {zeroed}"
+                );
+                scratch[..used - zeroed].fill(0);
                 assert!(scratch.iter().all(|&w| w == 0), "scratch given back dirty");
             }
         }
