@@ -116,8 +116,7 @@ pub fn plainly_under_way(frame: &Frame<'_>) -> bool {
     let ip = &d[ETHERNET..];
     let (ethertype, version) = (u16::from_be_bytes([d[12], d[13]]), ip[0]);
     // The IP packet ends where its header says, or where the capture ends, whichever is
-    // first (as `ip::ipv4` and `ip::ipv6` cut it).
-    // IPv4 with a header of 20 bytes.
+    // first (as `ip::ipv4` and `ip::ipv6` cut it). IPv4 first, with a header of 20 bytes.
     if ethertype == 0x0800 && version == 0x45 {
         // Not a fragment: offset zero (the flags may say "don't fragment" or "more").
         if ip[9] != crate::proto::TCP || ip[6] & 0x1f != 0 || ip[7] != 0 {
@@ -126,7 +125,8 @@ pub fn plainly_under_way(frame: &Frame<'_>) -> bool {
         let end = (u16::from_be_bytes([ip[2], ip[3]]) as usize).min(ip.len());
         end >= 20 && transport::under_way(&ip[20..end])
     } else if ethertype == 0x86dd && version >> 4 == 6 {
-        if ip[6] != crate::proto::TCP || ip.len() < 40 {
+        // 40 bytes at least are there: the length checked above.
+        if ip[6] != crate::proto::TCP {
             return false;
         }
         let len = u16::from_be_bytes([ip[4], ip[5]]) as usize;

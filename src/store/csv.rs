@@ -29,10 +29,41 @@ pub struct RowWriter<W: Write> {
     prefix: [u8; PREFIX_ROOM],
     prefix_len: usize,
     prefix_of: Option<(u8, Option<u16>, Addr)>,
-    /// The first five digits of the last ten-digit time written, and their text: they change
-    /// once in 27 hours.
-    stamp_high: u32,
-    stamp_text: [u8; 5],
+    times: TimeText,
+}
+
+/// Writes Unix times, keeping the text of the first five digits of the last ten-digit time:
+/// they change once in 27 hours.
+struct TimeText {
+    high: u32,
+    text: [u8; 5],
+}
+
+impl TimeText {
+    fn new() -> TimeText {
+        TimeText {
+            high: u32::MAX,
+            text: [0; 5],
+        }
+    }
+
+    /// Writes `v` in decimal at the start of `out` (20 bytes at least), returning its length.
+    /// A time of ten digits (2001 to 2286) takes its first five from the last one's when they
+    /// agree.
+    #[inline]
+    fn write(&mut self, out: &mut [u8], v: u64) -> usize {
+        if !(1_000_000_000..10_000_000_000).contains(&v) {
+            return decimal(out, v);
+        }
+        let (high, low) = ((v / 100_000) as u32, (v % 100_000) as u32);
+        if high != self.high {
+            self.high = high;
+            five_digits(&mut self.text, high);
+        }
+        out[..5].copy_from_slice(&self.text);
+        five_digits((&mut out[5..10]).try_into().expect("5 bytes"), low);
+        10
+    }
 }
 
 /// Room for the longest protocol, port and destination: a 15-byte name, 5 digits, an IPv6
@@ -60,13 +91,13 @@ impl<W: Write> RowWriter<W> {
             prefix: [0; PREFIX_ROOM],
             prefix_len: 0,
             prefix_of: None,
-            stamp_high: u32::MAX,
-            stamp_text: [0; 5],
+            times: TimeText::new(),
         }
     }
 
     pub fn header(&mut self) -> io::Result<()> {
-        let room = self.room()?;
+        self.make_room()?;
+        let room = &mut self.buf[self.len..];
         room[..HEADER.len()].copy_from_slice(HEADER.as_bytes());
         room[HEADER.len()] = b'\n';
         self.len += HEADER.len() + 1;
@@ -74,13 +105,13 @@ impl<W: Write> RowWriter<W> {
         Ok(())
     }
 
-    /// At least `ROW_ROOM` bytes of the buffer, writing out what it holds when needed.
+    /// Makes `ROW_ROOM` bytes free at `buf[len..]`, writing out what it holds when needed.
     #[inline]
-    fn room(&mut self) -> io::Result<&mut [u8]> {
+    fn make_room(&mut self) -> io::Result<()> {
         if self.buf.len() - self.len < ROW_ROOM {
             self.write_out()?;
         }
-        Ok(&mut self.buf[self.len..])
+        Ok(())
     }
 
     #[cold]
@@ -101,9 +132,7 @@ impl<W: Write> RowWriter<W> {
     }
 
     pub fn row(&mut self, r: &Row) -> io::Result<()> {
-        if self.buf.len() - self.len < ROW_ROOM {
-            self.write_out()?;
-        }
+        self.make_room()?;
         let b = &mut self.buf[self.len..self.len + ROW_ROOM];
         let head = (r.key.proto, r.key.port, r.key.dst);
         let mut n;
@@ -136,8 +165,7 @@ impl<W: Write> RowWriter<W> {
         // Timestamps are checked to lie in 0..=MAX_TIMESTAMP where rows are made.
         b[n] = b' ';
         n += 1;
-        let len = self.timestamp(n, r.first.max(0) as u64);
-        let b = &mut self.buf[self.len..self.len + ROW_ROOM];
+        let len = self.times.write(&mut b[n..], r.first.max(0) as u64);
         n += len;
         b[n] = b' ';
         n += 1;
@@ -148,9 +176,8 @@ impl<W: Write> RowWriter<W> {
             b[n..n + 16].copy_from_slice(&first);
             n += len;
         } else {
-            n += self.timestamp(n, r.last.max(0) as u64);
+            n += self.times.write(&mut b[n..], r.last.max(0) as u64);
         }
-        let b = &mut self.buf[self.len..self.len + ROW_ROOM];
         b[n] = b' ';
         n += 1;
         n += decimal(&mut b[n..], r.count);
@@ -159,24 +186,6 @@ impl<W: Write> RowWriter<W> {
         self.len += n;
         self.bytes += n as u64;
         Ok(())
-    }
-
-    /// Writes the Unix time `v` at `at` in the row being written, returning its length. A time
-    /// of ten digits (2001 to 2286) takes its first five from the last one's when they agree.
-    #[inline]
-    fn timestamp(&mut self, at: usize, v: u64) -> usize {
-        let out = &mut self.buf[self.len + at..self.len + at + 20];
-        if !(1_000_000_000..10_000_000_000).contains(&v) {
-            return decimal(out, v);
-        }
-        let (high, low) = ((v / 100_000) as u32, (v % 100_000) as u32);
-        if high != self.stamp_high {
-            self.stamp_high = high;
-            five_digits(&mut self.stamp_text, high);
-        }
-        out[..5].copy_from_slice(&self.stamp_text);
-        five_digits((&mut out[5..10]).try_into().expect("5 bytes"), low);
-        10
     }
 }
 
@@ -590,7 +599,7 @@ mod tests {
             assert_eq!(&buf[..n], v.to_string().as_bytes());
         }
         let mut t = 1u64;
-        let mut times = RowWriter::new(Vec::new());
+        let mut times = TimeText::new();
         for v in [
             0u64,
             9,
@@ -607,8 +616,8 @@ mod tests {
         })) {
             // A time after one of the same first five digits, and after one of others.
             for v in [v, v + 1, v ^ 1] {
-                let n = times.timestamp(0, v);
-                assert_eq!(&times.buf[..n], v.to_string().as_bytes());
+                let n = times.write(&mut buf, v);
+                assert_eq!(&buf[..n], v.to_string().as_bytes());
             }
         }
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
