@@ -62,6 +62,19 @@ pub fn ipv4<const PROBE: bool>(data: &[u8], p: &mut Packet) -> Result<(), Skip> 
     transport::decode(p, seg)
 }
 
+/// Where the IPv6 packet at the start of `data` (40 bytes at least) ends: where its payload
+/// length says, or where the capture was cut, whichever is first.
+#[inline(always)]
+pub fn ipv6_end(data: &[u8]) -> usize {
+    let plen = u16::from_be_bytes([data[4], data[5]]) as usize;
+    // A payload length of 0 is a jumbogram (or a lie): take what was captured.
+    if plen == 0 {
+        data.len()
+    } else {
+        (40 + plen).min(data.len())
+    }
+}
+
 #[inline]
 pub fn ipv6<const PROBE: bool>(data: &[u8], p: &mut Packet) -> Result<(), Skip> {
     if data.len() < 40 {
@@ -71,13 +84,8 @@ pub fn ipv6<const PROBE: bool>(data: &[u8], p: &mut Packet) -> Result<(), Skip> 
     if ip.version() != 6 {
         return Err(Skip::Malformed(Malformed::Ipv6));
     }
-    // A payload length of 0 is a jumbogram (or a lie): take what was captured.
     let plen = ip.payload_len() as usize;
-    let end = if plen == 0 {
-        data.len()
-    } else {
-        (40 + plen).min(data.len())
-    };
+    let end = ipv6_end(data);
     *p = Packet {
         src: Addr::v6(ip.src_addr().octets()),
         dst: Addr::v6(ip.dst_addr().octets()),

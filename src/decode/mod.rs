@@ -129,13 +129,7 @@ pub fn plainly_under_way(frame: &Frame<'_>) -> bool {
         if ip[6] != crate::proto::TCP {
             return false;
         }
-        let len = u16::from_be_bytes([ip[4], ip[5]]) as usize;
-        let end = if len == 0 {
-            ip.len()
-        } else {
-            (40 + len).min(ip.len())
-        };
-        transport::under_way(&ip[40..end])
+        transport::under_way(&ip[40..ip::ipv6_end(ip)])
     } else {
         false
     }
