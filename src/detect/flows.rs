@@ -24,8 +24,8 @@
 //! ECN-capable SYN is still a SYN; tsusen's counting rules ignore them too).
 //!
 //! State is bounded: each sensor keeps at most `capacity` keys, forgetting the least recently
-//! active; a portscan key holds its last 101 arrival times and ports (about 1.3 KiB with its
-//! listed hosts, so 4096 keys stay under 6 MiB), a spam key its last 21.
+//! active; a portscan key holds its last 101 arrival times and ports (about 1.2 KiB with its
+//! listed hosts, so 4096 keys stay under 5 MiB), a spam key its last 21.
 
 use crate::addr::Addr;
 use crate::decode::{flags, Packet};
@@ -148,8 +148,9 @@ type Key = (u16, Addr);
 /// The last `n` arrivals of one key, the first destinations it reached, and when it may report
 /// again.
 struct Window {
-    times: Vec<i64>,
-    ports: Vec<u16>,
+    /// Each arrival's time and destination port in one word (`arrival`): one vector to reach
+    /// for each flow counted, not two.
+    arrivals: Vec<u64>,
     /// Distinct destinations since the key started or last reported, at most
     /// `MAX_HOSTS_LISTED`.
     dsts: Vec<Addr>,
@@ -158,11 +159,22 @@ struct Window {
     process_at: i64,
 }
 
+/// Times beyond ±2^47 s (4 million years) are clamped to fit beside the port.
+const ARRIVAL_TIME_LIMIT: i64 = 1 << 47;
+
+fn arrival(now: i64, port: u16) -> u64 {
+    let t = now.clamp(-ARRIVAL_TIME_LIMIT, ARRIVAL_TIME_LIMIT - 1);
+    ((t as u64) << 16) | port as u64
+}
+
+fn arrival_time(a: u64) -> i64 {
+    (a as i64) >> 16
+}
+
 impl Window {
     fn new() -> Window {
         Window {
-            times: Vec::with_capacity(8),
-            ports: Vec::with_capacity(8),
+            arrivals: Vec::with_capacity(8),
             dsts: Vec::new(),
             head: 0,
             process_at: i64::MIN,
@@ -170,8 +182,7 @@ impl Window {
     }
 
     fn clear(&mut self) {
-        self.times.clear();
-        self.ports.clear();
+        self.arrivals.clear();
         self.dsts.clear();
         self.head = 0;
         self.process_at = i64::MIN;
@@ -179,12 +190,16 @@ impl Window {
 
     /// Adds an arrival; returns the oldest kept when `n` are kept.
     fn push(&mut self, n: usize, now: i64, port: u16, dst: Addr) -> Option<i64> {
-        if self.times.len() < n {
-            self.times.push(now);
-            self.ports.push(port);
+        let a = arrival(now, port);
+        if self.arrivals.len() < n {
+            if self.arrivals.len() == self.arrivals.capacity() {
+                // Past the first few, straight to the whole window: doubling would leave up to
+                // half of it unused, in every key.
+                self.arrivals.reserve_exact(n - self.arrivals.len());
+            }
+            self.arrivals.push(a);
         } else {
-            self.times[self.head] = now;
-            self.ports[self.head] = port;
+            self.arrivals[self.head] = a;
         }
         // Wrapped by a compare, not `%`: a division for every flow counted.
         self.head += 1;
@@ -194,11 +209,11 @@ impl Window {
         if self.dsts.len() < MAX_HOSTS_LISTED && !self.dsts.contains(&dst) {
             self.dsts.push(dst);
         }
-        (self.times.len() == n).then(|| self.times[self.head])
+        (self.arrivals.len() == n).then(|| arrival_time(self.arrivals[self.head]))
     }
 
     fn distinct_ports(&self) -> Vec<i64> {
-        let mut v: Vec<i64> = self.ports.iter().map(|&p| p as i64).collect();
+        let mut v: Vec<i64> = self.arrivals.iter().map(|&a| a as u16 as i64).collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -659,6 +674,34 @@ mod tests {
         assert!(s.stats().evictions >= 2 * (200_000 - 4096));
         // Every source is new, so winscan speaks for each.
         assert_eq!(ev.len(), 200_000);
+    }
+
+    #[test]
+    fn an_arrival_keeps_its_time_and_port() {
+        for t in [
+            0,
+            1,
+            -1,
+            1_764_028_800,
+            ARRIVAL_TIME_LIMIT - 1,
+            -ARRIVAL_TIME_LIMIT,
+        ] {
+            for port in [0, 1, 445, u16::MAX] {
+                let a = arrival(t, port);
+                assert_eq!((arrival_time(a), a as u16), (t, port));
+            }
+        }
+        assert_eq!(arrival_time(arrival(i64::MAX, 7)), ARRIVAL_TIME_LIMIT - 1);
+        assert_eq!(arrival_time(arrival(i64::MIN, 7)), -ARRIVAL_TIME_LIMIT);
+        let mut w = Window::new();
+        let dst = Addr::v4([198, 51, 100, 1]);
+        for i in 0..100 {
+            assert_eq!(w.push(101, -50 + i, 1000 + i as u16, dst), None);
+        }
+        assert_eq!(w.arrivals.capacity(), 101, "one window's room, no more");
+        assert_eq!(w.push(101, 60, 7, dst), Some(-50));
+        assert_eq!(w.push(101, 61, 8, dst), Some(-49));
+        assert_eq!(w.distinct_ports().len(), 101);
     }
 
     #[test]
