@@ -605,7 +605,7 @@ impl Sensor {
                 start = end;
             }
             rows.truncate(kept);
-            self.stats.lost += self.table.recycle(rows);
+            self.table.recycle(rows);
         }
         if why == Flush::Stop || why == Flush::DayEnd {
             match self.files.compact_days(finished) {

@@ -4,6 +4,7 @@
 use crate::addr::Addr;
 use crate::decode::Packet;
 use crate::hash::KeyedHash;
+use crate::tables::Room;
 
 const EMPTY: u32 = u32::MAX;
 const NIL: u32 = u32::MAX;
@@ -20,6 +21,7 @@ struct FlowKey {
 }
 
 /// 64 bytes: what a full table costs a router is its capacity times this.
+#[derive(Clone, Copy)]
 struct Flow {
     key: FlowKey,
     /// The low half of the key's hash: enough for the index's home slot (the index has fewer
@@ -80,9 +82,9 @@ pub struct FlowStats {
 }
 
 pub struct FlowTable {
-    flows: Vec<Flow>,
+    flows: Room<Flow>,
     /// Open addressing over `flows`, removal by backward shift (no tombstones).
-    index: Vec<u32>,
+    index: Room<u32>,
     mask: usize,
     capacity: usize,
     head: u32,
@@ -95,10 +97,8 @@ impl FlowTable {
     pub fn new(capacity: usize) -> FlowTable {
         let capacity = capacity.clamp(1, u32::MAX as usize / 4);
         let slots = (capacity * 2).next_power_of_two();
-        let mut flows = Vec::with_capacity(capacity);
-        let mut index = vec![EMPTY; slots];
-        crate::tables::huge_pages(&mut flows);
-        crate::tables::huge_pages(&mut index);
+        let flows = Room::with_capacity(capacity);
+        let index = Room::filled(slots, EMPTY);
         FlowTable {
             flows,
             index,
@@ -111,9 +111,9 @@ impl FlowTable {
         }
     }
 
-    /// Takes the table's whole memory now (see `tables::memory::commit`).
+    /// Takes the table's whole memory now (see `Room::commit`).
     pub fn commit(&mut self) -> bool {
-        crate::tables::commit(&mut self.flows) & crate::tables::commit(&mut self.index)
+        self.flows.commit() & self.index.commit()
     }
 
     pub fn stats(&self) -> FlowStats {

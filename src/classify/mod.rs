@@ -103,7 +103,7 @@ impl Classifier {
         self.flows.export(now, self.rules.flow_timeout)
     }
 
-    /// Takes the flow table's memory now (see `tables::memory::commit`).
+    /// Takes the flow table's memory now (see `tables::Room::commit`).
     pub fn commit(&mut self) -> bool {
         self.flows.commit()
     }

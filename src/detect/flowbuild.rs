@@ -18,6 +18,7 @@ use crate::addr::Addr;
 use crate::decode::Packet;
 use crate::hash::KeyedHash;
 use crate::proto;
+use crate::tables::Room;
 
 /// Slots per bucket.
 const WAYS: usize = 8;
@@ -101,8 +102,8 @@ pub struct FlowBuilderStats {
 
 pub struct FlowBuilder {
     /// `WAYS` slots per bucket; a slot is in use when its way's tag is not 0.
-    slots: Vec<Slot>,
-    meta: Vec<Meta>,
+    slots: Room<Slot>,
+    meta: Room<Meta>,
     mask: usize,
     hash: KeyedHash,
     idle: i64,
@@ -121,8 +122,8 @@ impl FlowBuilder {
     pub fn new(capacity: usize, idle: u64, active: u64) -> FlowBuilder {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         FlowBuilder {
-            slots: vec![Slot::default(); buckets * WAYS],
-            meta: vec![Meta::default(); buckets],
+            slots: Room::filled(buckets * WAYS, Slot::default()),
+            meta: Room::filled(buckets, Meta::default()),
             mask: buckets - 1,
             hash: KeyedHash::random(),
             idle: idle.max(1) as i64,

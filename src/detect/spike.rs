@@ -19,6 +19,7 @@
 use crate::addr::Addr;
 use crate::hash::{KeyedHash, KeyedState};
 use crate::store::RowReader;
+use crate::tables::Room;
 use crate::tables::Row;
 use std::collections::HashMap;
 use std::io::{self, BufReader};
@@ -138,7 +139,8 @@ pub type SeriesKey = (u8, Option<u16>);
 /// (a 64-bit keyed hash of each series and address); past it new sources are not told apart
 /// and the counts stop growing, which is counted in `saturated`. The hashes sit in one
 /// open-addressing table of twice `capacity` slots, allocated zeroed at the first source of
-/// the day: its pages become resident as they fill, and a full day never grows it (a growing
+/// the day: its pages become resident as they fill (2 MiB at a time where huge pages back a
+/// large one, as for the tables), and a full day never grows it (a growing
 /// hash set would hold its old and its new table at once, one and a half times the final
 /// size). A slot keeps the hash's top 32 bits, its low bits being the home slot: 4 bytes a
 /// slot, 8 a source. Two sources are taken for one only when their tags match along a probe
@@ -148,7 +150,7 @@ pub struct DistinctSources {
     /// Sources per series.
     series: HashMap<SeriesKey, u64, KeyedState>,
     /// The top half of a hash (never 0), or 0: a free slot.
-    slots: Vec<u32>,
+    slots: Room<u32>,
     held: usize,
     capacity: usize,
     /// Sources that could not be added because the capacity was reached.
@@ -160,7 +162,7 @@ impl DistinctSources {
         DistinctSources {
             hash: KeyedHash::random(),
             series: HashMap::with_hasher(KeyedState::random()),
-            slots: Vec::new(),
+            slots: Room::default(),
             held: 0,
             capacity,
             saturated: 0,
@@ -170,7 +172,7 @@ impl DistinctSources {
     /// Forgets the day, giving its table back.
     pub fn clear(&mut self) {
         self.series.clear();
-        self.slots = Vec::new();
+        self.slots = Room::default();
         self.held = 0;
         self.saturated = 0;
     }
@@ -189,8 +191,8 @@ impl DistinctSources {
         // 0 marks a free slot.
         let tag = ((h >> 32) as u32).max(1);
         if self.slots.is_empty() {
-            // At most half full, so probes stay short; vec![0; n] is a zeroed allocation.
-            self.slots = vec![0; (self.capacity.max(1) * 2).next_power_of_two()];
+            // At most half full, so probes stay short.
+            self.slots = Room::zeroed((self.capacity.max(1) * 2).next_power_of_two());
         }
         let mask = self.slots.len() - 1;
         let mut i = h as usize & mask;

@@ -2,6 +2,7 @@
 //! the sensor flushes it into the day's file and starts again, so memory stays bounded whatever
 //! the traffic and no attempt is dropped.
 
+use super::memory::Room;
 use super::row::{day_of, Key, Row, RowOrder};
 use crate::hash::KeyedHash;
 
@@ -17,10 +18,10 @@ pub struct Located(u64);
 pub struct Full;
 
 pub struct AttemptTable {
-    rows: Vec<Row>,
+    rows: Room<Row>,
     /// Linear-probing index: row number + 1 in the low half (0 is an empty slot), the hash's
     /// top bits in the high half so most mismatches are told without touching the row.
-    index: Vec<u64>,
+    index: Room<u64>,
     mask: usize,
     capacity: usize,
     hasher: KeyedHash,
@@ -31,10 +32,9 @@ impl AttemptTable {
         let capacity = capacity.clamp(1, u32::MAX as usize / 2);
         // At most half full, so probes stay short.
         let slots = (capacity * 2).next_power_of_two();
-        let mut index = vec![EMPTY; slots];
-        let mut rows = Vec::with_capacity(capacity);
-        super::memory::huge_pages(&mut index);
-        super::memory::huge_pages(&mut rows);
+        // EMPTY is 0: the kernel's zeroed pages are an empty index.
+        let index = Room::zeroed(slots);
+        let rows = Room::with_capacity(capacity);
         AttemptTable {
             rows,
             index,
@@ -44,9 +44,9 @@ impl AttemptTable {
         }
     }
 
-    /// Takes the table's whole memory now (see `memory::commit`).
+    /// Takes the table's whole memory now (see `Room::commit`).
     pub fn commit(&mut self) -> bool {
-        super::memory::commit(&mut self.rows) & super::memory::commit(&mut self.index)
+        self.rows.commit() & self.index.commit()
     }
 
     pub fn len(&self) -> usize {
@@ -118,7 +118,8 @@ impl AttemptTable {
         loop {
             let slot = self.index[i];
             if slot == EMPTY {
-                if self.rows.len() >= self.capacity {
+                // While the rows are out (`take_sorted`), the table has no room at all.
+                if self.rows.len() >= self.rows.capacity() {
                     return Err(Full);
                 }
                 self.index[i] = tag << 32 | (self.rows.len() as u64 + 1);
@@ -136,11 +137,11 @@ impl AttemptTable {
         }
     }
 
-    /// The rows in file order, leaving the table empty; give the buffer back with `recycle`.
-    /// The buffer itself is lent, not replaced by a new one: a second full-capacity buffer
-    /// would be the table's size again at every flush (and with glibc's malloc it stays
-    /// resident once touched).
-    pub fn take_sorted(&mut self, order: &RowOrder) -> Vec<Row> {
+    /// The rows in file order, leaving the table empty and without room (a new key is `Full`)
+    /// until the buffer comes back with `recycle`. The buffer itself is lent, not replaced by
+    /// a new one: a second full-capacity buffer would be the table's size again at every
+    /// flush.
+    pub fn take_sorted(&mut self, order: &RowOrder) -> Room<Row> {
         // The index is empty until the rows come back: room for the sort, which overwrites
         // its first two words a row and zeroes them after. A sweep leaves those to it.
         let lent = (2 * self.rows.len()).min(self.index.len());
@@ -180,12 +181,16 @@ impl AttemptTable {
 
     /// Puts back the buffer `take_sorted` lent, still holding the rows that must stay (those
     /// a failed write could not store; none after a good flush), so flushing allocates
-    /// nothing. Rows counted while it was out are merged in after them. Returns the attempts
-    /// that no longer fit (none unless rows were counted meanwhile).
-    pub fn recycle(&mut self, rows: Vec<Row>) -> u64 {
-        let meanwhile = std::mem::replace(&mut self.rows, rows);
+    /// nothing.
+    pub fn recycle(&mut self, rows: Room<Row>) {
+        self.rows = rows;
         if self.rows.capacity() < self.capacity {
-            self.rows.reserve_exact(self.capacity - self.rows.len());
+            // Not the room `take_sorted` lent: its rows move into one of the table's size.
+            let mut full = Room::with_capacity(self.capacity);
+            for r in self.rows.iter().take(self.capacity) {
+                full.push(*r);
+            }
+            self.rows = full;
         }
         // They came out of this table, one per key and day: each takes a free slot.
         for n in 0..self.rows.len() {
@@ -197,13 +202,6 @@ impl AttemptTable {
             }
             self.index[i] = (h >> 32) << 32 | (n as u64 + 1);
         }
-        let mut lost = 0;
-        for r in &meanwhile {
-            if self.merge(r).is_err() {
-                lost += r.count;
-            }
-        }
-        lost
     }
 }
 
@@ -243,7 +241,7 @@ mod tests {
         assert!(t.is_empty());
         // Written: the buffer goes back empty.
         rows.clear();
-        assert_eq!(t.recycle(rows), 0);
+        t.recycle(rows);
         assert!(t.is_empty());
         add(&mut t, key(3, 22), 100).unwrap();
     }
@@ -280,22 +278,28 @@ mod tests {
             add(&mut t, key(s, 22), 100).unwrap();
         }
         let mut rows = t.take_sorted(&RowOrder::new());
-        let cap = rows.capacity();
-        // The write of sources 1 and 2 failed: they stay; a row counted meanwhile goes in after.
-        rows.retain(|r| r.key.src.bytes()[3] <= 2);
-        add(&mut t, key(9, 22), 100).unwrap();
-        assert_eq!(t.recycle(rows), 0);
-        assert_eq!(t.len(), 3);
-        assert!(t.rows.capacity() >= cap);
+        // The write of sources 1 and 2 failed: they stay (the rows come sorted by source).
+        assert_eq!(rows[1].key.src.bytes()[3], 2);
+        rows.truncate(2);
+        // While the rows are out, the table has no room.
+        assert_eq!(add(&mut t, key(9, 22), 100), Err(Full));
+        t.recycle(rows);
+        assert_eq!(t.len(), 2);
         // Known keys merge into their rows rather than taking new ones.
         add(&mut t, key(1, 22), 200).unwrap();
         add(&mut t, key(2, 22), 300).unwrap();
+        assert_eq!(t.len(), 2);
         add(&mut t, key(9, 22), 300).unwrap();
-        assert_eq!(t.len(), 3);
         add(&mut t, key(5, 22), 100).unwrap();
         assert_eq!(add(&mut t, key(6, 22), 100), Err(Full));
         let rows = t.take_sorted(&RowOrder::new());
         let counts: Vec<u64> = rows.iter().map(|r| r.count).collect();
-        assert_eq!(counts, vec![2, 2, 1, 2]);
+        assert_eq!(counts, vec![2, 2, 1, 1]);
+        // A buffer smaller than the table's (not the one lent) still leaves it its capacity.
+        t.recycle(Room::with_capacity(1));
+        for s in 1..=4 {
+            add(&mut t, key(s, 23), 100).unwrap();
+        }
+        assert_eq!(add(&mut t, key(5, 23), 100), Err(Full));
     }
 }

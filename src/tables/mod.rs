@@ -6,6 +6,6 @@ mod prefetch;
 mod row;
 
 pub use attempts::{AttemptTable, Full, Located};
-pub use memory::{commit, huge_pages};
+pub use memory::Room;
 pub use prefetch::read as prefetch;
 pub use row::{day_of, Key, Row, RowOrder};
