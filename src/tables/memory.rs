@@ -5,8 +5,8 @@
 //! the miss on the data itself; backed by 2 MiB pages, the whole table fits in the TLB. The
 //! kernel gives huge pages only to whole, aligned 2 MiB stretches of a mapping that asked for
 //! them, and the allocator's blocks start anywhere: a 4 MiB index from `vec!` had half of it on
-//! small pages, a 2 MiB one all of it. A `Room` maps its own memory, aligned to 2 MiB when it
-//! is that large, and asks for huge pages before any page is touched. The asking is a hint:
+//! small pages, a 2 MiB one all of it. A `Room` maps its own memory, starting on a 2 MiB
+//! boundary when it is that large, and asks for huge pages before any page is touched. The asking is a hint:
 //! where the kernel has no transparent huge pages, pages are small, as before.
 
 use std::ops::{Deref, DerefMut};
@@ -61,11 +61,10 @@ impl<T: Copy> Room<T> {
             return Room::default();
         }
         let page = page().max(std::mem::align_of::<T>());
-        let (mapped, align) = if bytes >= HUGE {
-            (bytes.next_multiple_of(HUGE), HUGE)
-        } else {
-            (bytes.next_multiple_of(page), page)
-        };
+        // The length is not rounded up to huge pages: a last stretch shorter than one stays on
+        // small pages rather than costing a router up to 2 MiB it never uses.
+        let mapped = bytes.next_multiple_of(page);
+        let align = if bytes >= HUGE { HUGE } else { page };
         // Map `align` more than needed, then give back what lies before the first aligned
         // address and after the room.
         let over = mapped + if align > page { align } else { 0 };
@@ -295,7 +294,7 @@ mod tests {
             0,
             "not on a huge page boundary"
         );
-        assert_eq!(r.mapped, 4 * HUGE);
+        assert_eq!(r.mapped, 3 * HUGE + page());
         let (before, pages) = resident(&r);
         assert_eq!(before, 0, "pages in before any use");
         if !r.commit() {
