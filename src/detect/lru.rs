@@ -11,6 +11,7 @@
 //! crowd one run of the index on purpose.
 
 use crate::hash::KeyedState;
+use crate::tables::prefetch;
 use std::hash::{BuildHasher, Hash};
 
 const NIL: u32 = u32::MAX;
@@ -229,6 +230,11 @@ impl<K: Hash + Eq + Copy, V> Lru<K, V> {
         };
         self.index[vacant] = Place { tag, slot: i };
         self.push_front(i);
+        if self.slots.len() == self.cap {
+            // The next new key takes the least recent entry, long out of the cache: ask for
+            // it now, while this key's work goes on.
+            prefetch::read(&self.slots[self.tail as usize]);
+        }
         (&mut self.slots[i as usize].val, true)
     }
 

@@ -2,7 +2,7 @@
 
 mod attempts;
 mod memory;
-mod prefetch;
+pub(crate) mod prefetch;
 mod row;
 
 pub use attempts::{AttemptTable, Full, Located};
