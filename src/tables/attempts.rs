@@ -240,7 +240,7 @@ mod tests {
         assert_eq!(rows[2].first, 86_405);
         assert!(t.is_empty());
         // Written: the buffer goes back empty.
-        rows.clear();
+        rows.truncate(0);
         t.recycle(rows);
         assert!(t.is_empty());
         add(&mut t, key(3, 22), 100).unwrap();

@@ -148,10 +148,6 @@ impl<T: Copy> Room<T> {
         self.len = self.len.min(len);
     }
 
-    pub fn clear(&mut self) {
-        self.len = 0;
-    }
-
     /// Backs the whole room with memory now. A live sensor's table is bound to fill (every
     /// flood fills it), so it takes its memory at start: a board short of memory finds out
     /// then, not in the middle of a flood, and the kernel zeroes the pages before the traffic
@@ -265,7 +261,7 @@ mod tests {
         assert_eq!(r.len(), 10);
         r[9].1 = 7;
         assert_eq!(r[9], (9, 7));
-        r.clear();
+        r.truncate(0);
         assert!(r.is_empty());
         let z: Room<u64> = Room::zeroed(5000);
         assert!(z.len() == 5000 && z.iter().all(|&x| x == 0));
