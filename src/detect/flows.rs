@@ -147,21 +147,48 @@ type Key = (u16, Addr);
 
 /// The last `n` arrivals of one key, the first destinations it reached, and when it may report
 /// again.
+///
+/// Under a flood most keys see one or two flows before they are forgotten, so a key's first
+/// arrivals and first destination live in the entry itself, and a key that stays small never
+/// reaches for a heap block, each of which would be one more cache miss a flow. A key that
+/// outgrows its entry gets a block (`More`) for the rest.
 struct Window {
-    /// Each arrival's time and destination port in one word (`arrival`): one vector to reach
-    /// for each flow counted, not two.
-    arrivals: Vec<u64>,
-    /// Distinct destinations since the key started or last reported, at most
-    /// `MAX_HOSTS_LISTED`.
-    dsts: Vec<Addr>,
+    /// The arrivals while `far` is false: at most `NEAR`.
+    near: [u64; NEAR],
+    /// Made when a key first outgrows its entry; kept, with its vectors' room, when the entry
+    /// is reused, and read only when `far` or `dsts_listed` says it holds this key's data (a
+    /// reused entry's block is long out of the cache).
+    more: Option<Box<More>>,
+    /// The arrivals are in `more.far`: the key has had more than `NEAR`.
+    far: bool,
+    /// Arrivals kept, at most `n`.
+    len: u32,
     /// Next write position; the oldest when full.
-    head: usize,
+    head: u32,
+    /// Distinct destinations since the key started or last reported, at most
+    /// `MAX_HOSTS_LISTED`: `first_dst`, then `more.dsts`.
+    dsts_listed: u8,
+    first_dst: Addr,
     process_at: i64,
 }
+
+#[derive(Default)]
+struct More {
+    /// Every arrival kept, once a key has had more than `NEAR`: a ring of up to `n`.
+    far: Vec<u64>,
+    /// The destinations listed after the first.
+    dsts: Vec<Addr>,
+}
+
+/// Arrivals a window keeps in its entry before it moves them to a ring of its own.
+const NEAR: usize = 2;
+/// Room a ring of its own starts with; past that it takes the whole window.
+const FAR_FIRST: usize = 8;
 
 /// Times beyond ±2^47 s (4 million years) are clamped to fit beside the port.
 const ARRIVAL_TIME_LIMIT: i64 = 1 << 47;
 
+/// An arrival's time and destination port in one word: one store a flow counted.
 fn arrival(now: i64, port: u16) -> u64 {
     let t = now.clamp(-ARRIVAL_TIME_LIMIT, ARRIVAL_TIME_LIMIT - 1);
     ((t as u64) << 16) | port as u64
@@ -174,46 +201,94 @@ fn arrival_time(a: u64) -> i64 {
 impl Window {
     fn new() -> Window {
         Window {
-            arrivals: Vec::with_capacity(8),
-            dsts: Vec::new(),
+            near: [0; NEAR],
+            more: None,
+            far: false,
+            len: 0,
             head: 0,
+            dsts_listed: 0,
+            first_dst: Addr::default(),
             process_at: i64::MIN,
         }
     }
 
+    /// Forgets the key; touches nothing outside the entry.
     fn clear(&mut self) {
-        self.arrivals.clear();
-        self.dsts.clear();
+        self.far = false;
+        self.len = 0;
         self.head = 0;
+        self.dsts_listed = 0;
         self.process_at = i64::MIN;
     }
 
-    /// Adds an arrival; returns the oldest kept when `n` are kept.
+    /// The arrivals kept, as a ring starting at `head` once `n` are kept.
+    fn ring(&self) -> &[u64] {
+        match (self.far, &self.more) {
+            (true, Some(m)) => &m.far,
+            _ => &self.near[..self.len as usize],
+        }
+    }
+
+    /// Adds an arrival; returns the oldest kept when `n` (at most `MAX_FLOW_THRESHOLD + 1`)
+    /// are kept.
     fn push(&mut self, n: usize, now: i64, port: u16, dst: Addr) -> Option<i64> {
         let a = arrival(now, port);
-        if self.arrivals.len() < n {
-            if self.arrivals.len() == self.arrivals.capacity() {
-                // Past the first few, straight to the whole window: doubling would leave up to
-                // half of it unused, in every key.
-                self.arrivals.reserve_exact(n - self.arrivals.len());
+        let len = self.len as usize;
+        if !self.far && len < NEAR.min(n) {
+            self.near[len] = a;
+            self.len += 1;
+        } else if !self.far && len < n {
+            let m = self.more.get_or_insert_with(Box::default);
+            m.far.clear();
+            m.far.reserve_exact(FAR_FIRST.min(n));
+            m.far.extend_from_slice(&self.near[..len]);
+            m.far.push(a);
+            self.far = true;
+            self.len += 1;
+        } else if !self.far {
+            self.near[self.head as usize] = a;
+        } else if let Some(m) = self.more.as_mut() {
+            if len < n {
+                if m.far.len() == m.far.capacity() {
+                    // Past the first few, straight to the whole window: doubling would leave
+                    // up to half of it unused, in every key.
+                    m.far.reserve_exact(n - len);
+                }
+                m.far.push(a);
+                self.len += 1;
+            } else {
+                m.far[self.head as usize] = a;
             }
-            self.arrivals.push(a);
-        } else {
-            self.arrivals[self.head] = a;
         }
         // Wrapped by a compare, not `%`: a division for every flow counted.
         self.head += 1;
-        if self.head == n {
+        if self.head as usize == n {
             self.head = 0;
         }
-        if self.dsts.len() < MAX_HOSTS_LISTED && !self.dsts.contains(&dst) {
-            self.dsts.push(dst);
+        self.list_dst(dst);
+        (self.len as usize == n).then(|| arrival_time(self.ring()[self.head as usize]))
+    }
+
+    fn list_dst(&mut self, dst: Addr) {
+        let listed = self.dsts_listed as usize;
+        if listed == 0 {
+            self.first_dst = dst;
+            self.dsts_listed = 1;
+        } else if listed < MAX_HOSTS_LISTED && self.first_dst != dst {
+            let m = self.more.get_or_insert_with(Box::default);
+            if listed == 1 {
+                // Whatever a reused entry's block still lists was another key's.
+                m.dsts.clear();
+            }
+            if !m.dsts.contains(&dst) {
+                m.dsts.push(dst);
+                self.dsts_listed += 1;
+            }
         }
-        (self.arrivals.len() == n).then(|| arrival_time(self.arrivals[self.head]))
     }
 
     fn distinct_ports(&self) -> Vec<i64> {
-        let mut v: Vec<i64> = self.arrivals.iter().map(|&a| a as u16 as i64).collect();
+        let mut v: Vec<i64> = self.ring().iter().map(|&a| a as u16 as i64).collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -221,7 +296,14 @@ impl Window {
 
     /// The destinations listed, sorted; the list starts again.
     fn take_dsts(&mut self) -> Vec<String> {
-        let mut v = std::mem::take(&mut self.dsts);
+        let mut v: Vec<Addr> = Vec::with_capacity(self.dsts_listed as usize);
+        if self.dsts_listed > 0 {
+            v.push(self.first_dst);
+        }
+        if let (2.., Some(m)) = (self.dsts_listed, self.more.as_mut()) {
+            v.append(&mut m.dsts);
+        }
+        self.dsts_listed = 0;
         v.sort_unstable();
         v.into_iter().map(|a| a.to_string()).collect()
     }
@@ -698,10 +780,56 @@ mod tests {
         for i in 0..100 {
             assert_eq!(w.push(101, -50 + i, 1000 + i as u16, dst), None);
         }
-        assert_eq!(w.arrivals.capacity(), 101, "one window's room, no more");
+        let far = w.more.as_ref().map_or(0, |m| m.far.capacity());
+        assert_eq!(far, 101, "one window's room, no more");
         assert_eq!(w.push(101, 60, 7, dst), Some(-50));
         assert_eq!(w.push(101, 61, 8, dst), Some(-49));
         assert_eq!(w.distinct_ports().len(), 101);
+    }
+
+    /// A window, in its entry or in a ring of its own, and reused after `clear`, keeps what a
+    /// plain queue of the last `n` arrivals and a list of the first distinct destinations keep.
+    #[test]
+    fn a_window_agrees_with_a_plain_queue() {
+        let mut seed = 7u64;
+        let mut next = |m: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % m
+        };
+        let mut w = Window::new();
+        for n in [1usize, 2, 3, 5, 21, 101] {
+            for round in 0..3 {
+                w.clear();
+                let mut queue = std::collections::VecDeque::new();
+                let mut dsts: Vec<Addr> = Vec::new();
+                for t in 0..(n as i64 * 3 + round) {
+                    let (port, dst) = (next(40) as u16, Addr::v4([10, 0, 0, next(20) as u8]));
+                    queue.push_back((t, port));
+                    if queue.len() > n {
+                        queue.pop_front();
+                    }
+                    if dsts.len() < MAX_HOSTS_LISTED && !dsts.contains(&dst) {
+                        dsts.push(dst);
+                    }
+                    let want = (queue.len() == n).then(|| queue[0].0);
+                    assert_eq!(w.push(n, t, port, dst), want, "n {n}, round {round}, t {t}");
+                    let mut ports: Vec<i64> = queue.iter().map(|&(_, p)| p as i64).collect();
+                    ports.sort_unstable();
+                    ports.dedup();
+                    assert_eq!(w.distinct_ports(), ports, "n {n}, t {t}");
+                    if next(5) == 0 {
+                        let mut listed = std::mem::take(&mut dsts);
+                        listed.sort_unstable();
+                        let listed: Vec<String> = listed.iter().map(|a| a.to_string()).collect();
+                        assert_eq!(w.take_dsts(), listed, "n {n}, t {t}");
+                    }
+                }
+                // Only a window longer than its entry's room has a ring of its own.
+                assert_eq!(w.far, n > NEAR, "n {n}");
+            }
+        }
     }
 
     #[test]
