@@ -172,6 +172,7 @@ struct Window {
     process_at: i64,
 }
 
+/// What a window keeps outside its entry, once it has more than the entry holds.
 #[derive(Default)]
 struct More {
     /// Every arrival kept, once a key has had more than `NEAR`: a ring of up to `n`.
