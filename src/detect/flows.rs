@@ -153,15 +153,13 @@ type Key = (u16, Addr);
 /// reaches for a heap block, each of which would be one more cache miss a flow. A key that
 /// outgrows its entry gets a block (`More`) for the rest.
 struct Window {
-    /// The arrivals while `far` is false: at most `NEAR`.
+    /// The arrivals while they are at most `NEAR`.
     near: [u64; NEAR],
     /// Made when a key first outgrows its entry; kept, with its vectors' room, when the entry
-    /// is reused, and read only when `far` or `dsts_listed` says it holds this key's data (a
+    /// is reused, and read only when `len` or `dsts_listed` says it holds this key's data (a
     /// reused entry's block is long out of the cache).
     more: Option<Box<More>>,
-    /// The arrivals are in `more.far`: the key has had more than `NEAR`.
-    far: bool,
-    /// Arrivals kept, at most `n`.
+    /// Arrivals kept, at most `n`; past `NEAR` they are in `more.far` (see `far`).
     len: u32,
     /// Next write position; the oldest when full.
     head: u32,
@@ -204,7 +202,6 @@ impl Window {
         Window {
             near: [0; NEAR],
             more: None,
-            far: false,
             len: 0,
             head: 0,
             dsts_listed: 0,
@@ -215,16 +212,20 @@ impl Window {
 
     /// Forgets the key; touches nothing outside the entry.
     fn clear(&mut self) {
-        self.far = false;
         self.len = 0;
         self.head = 0;
         self.dsts_listed = 0;
         self.process_at = i64::MIN;
     }
 
+    /// Whether the arrivals are in `more.far`: the key has had more than `NEAR`.
+    fn far(&self) -> bool {
+        self.len as usize > NEAR
+    }
+
     /// The arrivals kept, as a ring starting at `head` once `n` are kept.
     fn ring(&self) -> &[u64] {
-        match (self.far, &self.more) {
+        match (self.far(), &self.more) {
             (true, Some(m)) => &m.far,
             _ => &self.near[..self.len as usize],
         }
@@ -235,18 +236,18 @@ impl Window {
     fn push(&mut self, n: usize, now: i64, port: u16, dst: Addr) -> Option<i64> {
         let a = arrival(now, port);
         let len = self.len as usize;
-        if !self.far && len < NEAR.min(n) {
+        if len < NEAR.min(n) {
             self.near[len] = a;
             self.len += 1;
-        } else if !self.far && len < n {
+        } else if len == NEAR && n > NEAR {
+            // The key outgrows its entry: its arrivals move to a ring of their own.
             let m = self.more.get_or_insert_with(Box::default);
             m.far.clear();
             m.far.reserve_exact(FAR_FIRST.min(n));
-            m.far.extend_from_slice(&self.near[..len]);
+            m.far.extend_from_slice(&self.near);
             m.far.push(a);
-            self.far = true;
             self.len += 1;
-        } else if !self.far {
+        } else if !self.far() {
             self.near[self.head as usize] = a;
         } else if let Some(m) = self.more.as_mut() {
             if len < n {
@@ -828,7 +829,7 @@ mod tests {
                     }
                 }
                 // Only a window longer than its entry's room has a ring of its own.
-                assert_eq!(w.far, n > NEAR, "n {n}");
+                assert_eq!(w.far(), n > NEAR, "n {n}");
             }
         }
     }
