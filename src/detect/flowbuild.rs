@@ -6,10 +6,18 @@
 //! seconds, or when its bucket is full and it is the least recently seen there (NetFlow's
 //! emergency expiry). The table is allocated once: `capacity` slots in buckets of `WAYS`,
 //! found by a hash keyed per process, so a flood of spoofed sources costs evictions, never
-//! memory, and crafted addresses cannot pile into one bucket. Expiry sweeps the table a slice at
-//! a time, as the clock (packet time in replay) moves: each second an `idle`-th of the buckets,
-//! so every bucket is looked at once per `idle` seconds and a flow is exported between `idle`
-//! and `2 × idle` seconds after its last packet. An empty bucket costs one compare.
+//! memory, and crafted addresses cannot pile into one bucket.
+//!
+//! Expiry is in time order, not table order, so that the same packets give the same flows, in
+//! the same order and at the same second, whatever the hash key: a replay's events repeat
+//! (while no bucket overflows: which flows share a bucket does follow the key).
+//! A timer wheel of one list a second holds every slot in use. A slot is queued when a flow
+//! first takes it, for the second its flow would expire if it saw no more packets; later
+//! packets leave it where it is, so a flow's packet costs nothing here. When its second comes,
+//! the slot's flow is exported if it is due, or queued again for the second it now would be.
+//! A slot is never queued for a second later than its flow's due one: a slot freed and taken
+//! again keeps its place, which is no later than the new flow's. So a flow goes out at the
+//! first second of the clock at or after `min(last + idle, first + active)`.
 //! A flow seen again after running `active` seconds is exported at that packet.
 //! The sensor hands the builder only packets a flow sensor could count
 //! (`FlowSensors::may_count`): no ICMP, and no UDP datagram too long to be a probe.
@@ -22,6 +30,14 @@ use crate::tables::Room;
 
 /// Slots per bucket.
 const WAYS: usize = 8;
+
+/// The timer wheel's most seconds (lists). A wheel spans the idle timeout when it can; a flow
+/// due further ahead than it spans is queued for its last second and looked at again then.
+const WHEEL_MAX: usize = 1024;
+
+/// A slot's `link` when it is in no list, and at the end of its list.
+const OFF: u32 = u32::MAX;
+const END: u32 = u32::MAX - 1;
 
 /// One exported flow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,7 +57,7 @@ pub struct Flow {
 }
 
 /// A flow as the table holds it: `Flow` without its times, which its bucket's `Meta` holds.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Slot {
     src: Addr,
     dst: Addr,
@@ -50,8 +66,27 @@ struct Slot {
     proto: u8,
     tcp_flags: u8,
     outbound: bool,
+    /// The next slot in its timer list, `END`, or `OFF` when it is in none (in the padding).
+    link: u32,
     packets: u64,
     bytes: u64,
+}
+
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot {
+            src: Addr::default(),
+            dst: Addr::default(),
+            sport: 0,
+            dport: 0,
+            proto: 0,
+            tcp_flags: 0,
+            outbound: false,
+            link: OFF,
+            packets: 0,
+            bytes: 0,
+        }
+    }
 }
 
 /// What a lookup, an eviction and the sweep read of a bucket, in one cache line: per way, its
@@ -65,8 +100,8 @@ struct Meta {
     /// Seconds from the flow's first packet to its last (at most `MAX_ACTIVE`).
     run: [u16; WAYS],
     /// The second of its last packet, modulo 2^32, read against the builder's clock: every flow
-    /// held was last seen less than `2 × idle` seconds before it (a step of the clock by `idle`
-    /// or more sweeps the whole table), far inside 2^31.
+    /// held was last seen at most `idle` seconds before it (and a replayed file that steps
+    /// back, by its step more), far inside 2^31.
     last: [u32; WAYS],
 }
 
@@ -110,9 +145,11 @@ pub struct FlowBuilder {
     active: i64,
     /// The latest second seen: the clock the times in `Meta` are read against.
     clock: i64,
-    /// Next bucket the sweep looks at, and how many it looks at per second of the clock.
-    cursor: usize,
-    per_second: usize,
+    /// The timer wheel: per second modulo its length, the first slot queued for it, or `END`.
+    /// Every slot in use is in one list; a freed slot stays in its list until it is reached.
+    wheel: Box<[u32]>,
+    /// Slots in the wheel's lists.
+    queued: usize,
     pub stats: FlowBuilderStats,
 }
 
@@ -129,8 +166,14 @@ impl FlowBuilder {
             idle: idle.max(1) as i64,
             active: active.clamp(1, MAX_ACTIVE) as i64,
             clock: i64::MIN,
-            cursor: 0,
-            per_second: buckets.div_ceil(idle.max(1) as usize),
+            wheel: vec![
+                END;
+                (idle.max(1) as usize + 1)
+                    .next_power_of_two()
+                    .min(WHEEL_MAX)
+            ]
+            .into_boxed_slice(),
+            queued: 0,
             stats: FlowBuilderStats::default(),
         }
     }
@@ -313,7 +356,11 @@ impl FlowBuilder {
         m.tag[w] = tag;
         m.run[w] = 0;
         m.last[w] = now as u32;
-        self.slots[b * WAYS + w] = Slot {
+        let i = b * WAYS + w;
+        // A slot freed and taken again is in a list already, for a second no later than this
+        // flow's.
+        let link = self.slots[i].link;
+        self.slots[i] = Slot {
             src: p.src,
             dst: p.dst,
             sport,
@@ -321,13 +368,33 @@ impl FlowBuilder {
             proto: p.proto,
             tcp_flags: flags,
             outbound,
+            link,
             packets: 1,
             bytes: p.ip_len as u64,
         };
+        if link == OFF {
+            self.queue(i, now + self.idle.min(self.active));
+        }
     }
 
-    /// Exports the flows idle or running too long in the next slice of the table: as many
-    /// buckets as the seconds since the last sweep call for (all of them at most).
+    /// Puts slot `i` in the wheel's list for second `due`, or for the nearest second after the
+    /// clock that the wheel spans.
+    #[inline]
+    fn queue(&mut self, i: usize, due: i64) {
+        let span = self.wheel.len() as i64;
+        let at = due.clamp(
+            self.clock.saturating_add(1),
+            self.clock.saturating_add(span - 1),
+        );
+        let p = at as usize & (self.wheel.len() - 1);
+        self.slots[i].link = self.wheel[p];
+        self.wheel[p] = i as u32;
+        self.queued += 1;
+    }
+
+    /// Exports the flows that are due by `now`: idle `idle` seconds, or running `active`. The
+    /// wheel's lists of the seconds since the last call are walked in time order (each list
+    /// once after a step of the clock by the wheel's span or more).
     pub fn sweep(&mut self, now: i64, export: &mut impl FnMut(&Flow, i64)) {
         if now <= self.clock {
             return;
@@ -335,45 +402,58 @@ impl FlowBuilder {
         // The times held were taken against the clock before this second.
         let clock = self.clock;
         self.clock = now;
-        if self.stats.active == 0 {
+        if self.queued == 0 {
             return;
         }
-        let elapsed = (now - clock).min(i64::MAX / 2) as usize;
-        // Every flow was last seen at `clock` or before: after `idle` seconds all are idle.
-        let all = elapsed >= self.idle as usize;
-        let n = elapsed.saturating_mul(self.per_second).min(self.meta.len());
-        let now32 = now as u32;
-        for _ in 0..n {
-            let b = self.cursor;
-            self.cursor = (b + 1) & self.mask;
-            let m = &self.meta[b];
-            if m.tag == [0; WAYS] {
-                continue;
-            }
-            for w in 0..WAYS {
-                let m = &self.meta[b];
-                // Within 2^31 of `now` unless `all`.
-                let age = now32.wrapping_sub(m.last[w]) as i32 as i64;
-                if m.tag[w] != 0
-                    && (all || age >= self.idle || age + m.run[w] as i64 >= self.active)
-                {
-                    export(&self.flow(b, w, clock), now);
-                    self.meta[b].tag[w] = 0;
-                    self.stats.active -= 1;
+        let span = self.wheel.len() as i64;
+        let from = clock.saturating_add(1).max(now.saturating_sub(span - 1));
+        for second in from..=now {
+            let p = second as usize & (self.wheel.len() - 1);
+            let mut i = std::mem::replace(&mut self.wheel[p], END);
+            while i != END {
+                let slot = i as usize;
+                let next = self.slots[slot].link;
+                self.slots[slot].link = OFF;
+                self.queued -= 1;
+                let (b, w) = (slot / WAYS, slot % WAYS);
+                // A slot freed since it was queued leaves the wheel.
+                if self.meta[b].tag[w] != 0 {
+                    let (first, last) = self.times(b, w, clock);
+                    let due = (last + self.idle).min(first + self.active);
+                    if due <= now {
+                        export(&self.flow(b, w, clock), now);
+                        self.meta[b].tag[w] = 0;
+                        self.stats.active -= 1;
+                    } else {
+                        // Seen since it was queued.
+                        self.queue(slot, due);
+                    }
                 }
+                i = next;
             }
         }
     }
 
-    /// Exports every flow (the sensor stops).
+    /// Exports every flow (the sensor stops), the soonest due first.
     pub fn drain(&mut self, now: i64, export: &mut impl FnMut(&Flow, i64)) {
-        for i in 0..self.slots.len() {
-            let (b, w) = (i / WAYS, i % WAYS);
-            if self.meta[b].tag[w] != 0 {
-                export(&self.flow(b, w, self.clock), now);
-                self.meta[b].tag[w] = 0;
+        let clock = self.clock;
+        let n = self.wheel.len();
+        for k in 1..=n {
+            let p = clock.wrapping_add(k as i64) as usize & (n - 1);
+            let mut i = std::mem::replace(&mut self.wheel[p], END);
+            while i != END {
+                let slot = i as usize;
+                let next = self.slots[slot].link;
+                self.slots[slot].link = OFF;
+                let (b, w) = (slot / WAYS, slot % WAYS);
+                if self.meta[b].tag[w] != 0 {
+                    export(&self.flow(b, w, clock), now);
+                    self.meta[b].tag[w] = 0;
+                }
+                i = next;
             }
         }
+        self.queued = 0;
         self.stats.active = 0;
     }
 }
@@ -436,12 +516,10 @@ mod tests {
         collect(&mut b, &p, 101, &mut out);
         assert!(out.is_empty());
         assert_eq!(b.stats.active, 2);
-        // Idle 15 s after its last packet; out within another 15 s (the sweep's round).
+        // Out in the second it has been idle 15 s, not before.
         b.sweep(115, &mut |f, _| out.push(*f));
         assert!(out.is_empty());
-        for t in 116..=131 {
-            b.sweep(t, &mut |f, _| out.push(*f));
-        }
+        b.sweep(116, &mut |f, _| out.push(*f));
         assert_eq!(out.len(), 2);
         let f = out.iter().find(|f| f.dport == 80).unwrap();
         assert_eq!((f.packets, f.bytes), (2, 80));
@@ -458,6 +536,87 @@ mod tests {
         b.drain(300, &mut |f, _| rest.push(*f));
         assert_eq!(rest.len(), 1);
         assert_eq!(b.stats.active, 0);
+    }
+
+    /// Packets of `flows` flows over `seconds` seconds, a few a second, from a generator
+    /// seeded with `seed`: (second, source, port).
+    fn traffic(seed: u64, flows: u32, seconds: i64) -> Vec<(i64, Addr, u16)> {
+        let mut x = seed;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut out = Vec::new();
+        for t in 0..seconds {
+            for _ in 0..next() % 12 {
+                // A third of them from five busy flows, which run into the active timeout.
+                let id = (next() % if next() % 3 == 0 { 5 } else { flows as u64 }) as u32;
+                out.push((
+                    t,
+                    Addr::v4([10, 0, (id >> 8) as u8, id as u8]),
+                    80 + (id % 3) as u16,
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn flows_go_out_at_their_due_second_in_the_same_order_whatever_the_hash_key() {
+        // Two builders keyed apart hold the same flows in other buckets: they must export the
+        // same flows, in the same order, each in the second it fell due. The last case's
+        // idle timeout is longer than the wheel spans.
+        for (idle, active, flows, seconds, capacity) in [
+            (15, 60, 300, 2_000, 4096),
+            (10, 40, 300, 2_000, 4096),
+            (1_500, 1_800, 20_000, 8_000, 131_072),
+        ] {
+            let run = |b: &mut FlowBuilder| {
+                let mut out: Vec<(Flow, i64)> = Vec::new();
+                let mut p = test_packet();
+                let mut clock = 5_000;
+                for (t, src, port) in traffic(0x2545_f491_4f6c_dd1d, flows, seconds) {
+                    // The clock sweeps each second, with packets or without.
+                    while clock < 5_000 + t {
+                        clock += 1;
+                        b.sweep(clock, &mut |f, now| out.push((*f, now)));
+                    }
+                    (p.src, p.dport) = (src, port);
+                    b.packet(&p, false, clock, Place::NONE, &mut |f, now| {
+                        out.push((*f, now))
+                    });
+                }
+                let active = b.stats.active;
+                let before = out.len();
+                b.drain(clock + 1, &mut |f, now| out.push((*f, now)));
+                assert_eq!((out.len() - before) as u64, active);
+                assert_eq!((b.stats.active, b.queued), (0, 0));
+                out
+            };
+            let mut one = FlowBuilder::new(capacity, idle, active);
+            let mut two = FlowBuilder::new(capacity, idle, active);
+            assert_ne!(one.hash.hash(&[1]), two.hash.hash(&[1]));
+            let (a, b) = (run(&mut one), run(&mut two));
+            assert_eq!(one.stats.evicted, 0);
+            assert!(a.len() > 3_000, "{}", a.len());
+            assert!(a == b, "the hash key changed what went out, or when");
+            let end = 5_000 + seconds;
+            for (f, now) in a.iter().filter(|(_, now)| *now != end) {
+                assert_eq!(
+                    *now,
+                    (f.last + idle as i64).min(f.first + active as i64),
+                    "{f:?}"
+                );
+            }
+            // Some flows ran into the active timeout, most went idle.
+            let cut = a
+                .iter()
+                .filter(|(f, now)| *now == f.first + active as i64)
+                .count();
+            assert!(cut > 10 && cut < a.len() / 4, "{cut} of {}", a.len());
+        }
     }
 
     #[test]
