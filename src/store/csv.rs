@@ -383,14 +383,58 @@ pub struct BadRow {
 }
 
 /// Reads rows from a daily file (ours or the original tsusen's) one at a time.
+///
+/// A line whole in the buffer with no quote and no carriage return, as every line we write
+/// is, is split at its spaces in place: csv-core's state machine cost more than the rest of
+/// a row's reading (a report or a spike baseline reads day files by the million rows). Any
+/// other line goes through csv-core, which is at the start of a record between lines either
+/// way, and yields the same fields for a plain line.
 pub struct RowReader<R: BufRead> {
     input: R,
     csv: Reader,
     record: Vec<u8>,
     ends: [usize; 16],
     line: u64,
+    /// Line ends taken by the plain path; csv-core counts its own.
+    plain_lines: u64,
+    last_proto: LastProto,
+    /// Off in tests, to check the plain path against csv-core.
+    plain: bool,
     /// Bytes taken from `input` so far: where the next line starts.
     consumed: u64,
+}
+
+/// A line of `buf` that needs no CSV reader (see `RowReader`): its length with its `\n`, its
+/// first seven non-empty space-separated fields, how many non-empty fields it has (8 standing
+/// for more than 7) and whether it has more fields, empty ones too, than csv-core is given
+/// room for. `None` for any other line.
+#[inline]
+fn plain_line(buf: &[u8]) -> Option<(usize, [&[u8]; 7], usize, bool)> {
+    let mut fields: [&[u8]; 7] = [&[]; 7];
+    let (mut k, mut all, mut start, mut i) = (0, 0, 0, 0);
+    loop {
+        // Most bytes are digits, letters, dots and colons, above every byte that matters here:
+        // a tight scan to the next one that may.
+        i += buf[i..].iter().position(|&c| c <= b'"')?;
+        match buf[i] {
+            c @ (b' ' | b'\n') => {
+                all += 1;
+                if i > start {
+                    if k < 7 {
+                        fields[k] = &buf[start..i];
+                    }
+                    k = (k + 1).min(8);
+                }
+                if c == b'\n' {
+                    return Some((i + 1, fields, k, all > 16));
+                }
+                start = i + 1;
+            }
+            b'"' | b'\r' => return None,
+            _ => {}
+        }
+        i += 1;
+    }
 }
 
 impl<R: BufRead> RowReader<R> {
@@ -401,6 +445,9 @@ impl<R: BufRead> RowReader<R> {
             record: vec![0; 1024],
             ends: [0; 16],
             line: 0,
+            plain_lines: 0,
+            last_proto: LastProto::default(),
+            plain: true,
             consumed: 0,
         }
     }
@@ -444,7 +491,9 @@ impl<R: BufRead> RowReader<R> {
                     overflow = true;
                 }
                 ReadRecordResult::Record => {
-                    self.line = self.csv.line().saturating_sub(1).max(1);
+                    self.line = (self.plain_lines + self.csv.line())
+                        .saturating_sub(1)
+                        .max(1);
                     if overflow {
                         return Ok(Some(usize::MAX));
                     }
@@ -459,6 +508,30 @@ impl<R: BufRead> RowReader<R> {
     /// to report, and reading can go on after it.
     pub fn next_row(&mut self) -> io::Result<Option<Result<Row, BadRow>>> {
         loop {
+            if self.plain {
+                let buf = self.input.fill_buf()?;
+                if let Some((len, fields, k, too_many)) = plain_line(buf) {
+                    let got = if too_many {
+                        Some(Err("too many fields".to_string()))
+                    } else if k == 0 || fields[0] == b"proto" {
+                        None
+                    } else if k != 7 {
+                        Some(Err(format!("{k} fields, not 7")))
+                    } else {
+                        Some(parse_row(&fields, &mut self.last_proto))
+                    };
+                    self.input.consume(len);
+                    self.consumed += len as u64;
+                    self.plain_lines += 1;
+                    match got {
+                        None => continue,
+                        Some(got) => {
+                            self.line = self.plain_lines + self.csv.line() - 1;
+                            return Ok(Some(got.map_err(|why| self.bad(why))));
+                        }
+                    }
+                }
+            }
             let Some(n) = self.next_record()? else {
                 return Ok(None);
             };
@@ -491,7 +564,8 @@ impl<R: BufRead> RowReader<R> {
             if k != 7 {
                 return Ok(Some(Err(self.bad(format!("{k} fields, not 7")))));
             }
-            return Ok(Some(parse_row(&fields).map_err(|why| self.bad(why))));
+            let row = parse_row(&fields, &mut self.last_proto);
+            return Ok(Some(row.map_err(|why| self.bad(why))));
         }
     }
 
@@ -503,9 +577,27 @@ impl<R: BufRead> RowReader<R> {
     }
 }
 
-fn parse_row(f: &[&[u8]; 7]) -> Result<Row, String> {
+/// The protocol field last read and its number: a day file is sorted by protocol, and the
+/// keywords are many to search.
+#[derive(Default)]
+struct LastProto {
+    text: [u8; 16],
+    len: usize,
+    proto: u8,
+}
+
+fn parse_row(f: &[&[u8]; 7], last: &mut LastProto) -> Result<Row, String> {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let proto = proto::parse(f[0]).ok_or_else(|| format!("unknown protocol '{}'", text(f[0])))?;
+    let proto = if f[0] == &last.text[..last.len] {
+        last.proto
+    } else {
+        let p = proto::parse(f[0]).ok_or_else(|| format!("unknown protocol '{}'", text(f[0])))?;
+        if f[0].len() <= last.text.len() {
+            last.text[..f[0].len()].copy_from_slice(f[0]);
+            (last.len, last.proto) = (f[0].len(), p);
+        }
+        p
+    };
     let port = if f[1] == b"-" {
         None
     } else {
@@ -560,18 +652,31 @@ fn int<T: TryFrom<u64>>(b: &[u8]) -> Option<T> {
     T::try_from(v).ok()
 }
 
-/// Dotted-quad IPv4 without leading signs or spaces; `None` sends the text to std's parser.
+/// Dotted-quad IPv4 without leading signs, spaces or zeros; `None` sends the text to std's
+/// parser. One pass over the bytes: every row read has two addresses.
 fn parse_ipv4(b: &[u8]) -> Option<Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = b.split(|&c| c == b'.');
-    for o in &mut octets {
-        let part = parts.next()?;
-        if part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+    let (mut k, mut v, mut digits) = (0, 0u32, 0);
+    for &c in b {
+        if c.is_ascii_digit() {
+            // A leading zero, or a fourth digit.
+            if (digits == 1 && v == 0) || digits == 3 {
+                return None;
+            }
+            v = v * 10 + (c - b'0') as u32;
+            digits += 1;
+        } else if c == b'.' && digits > 0 && k < 3 && v <= 255 {
+            octets[k] = v as u8;
+            (k, v, digits) = (k + 1, 0, 0);
+        } else {
             return None;
         }
-        *o = int::<u8>(part)?;
     }
-    parts.next().is_none().then(|| Addr::v4(octets))
+    if k != 3 || digits == 0 || v > 255 {
+        return None;
+    }
+    octets[3] = v as u8;
+    Some(Addr::v4(octets))
 }
 
 /// Whole seconds; a fractional timestamp from another writer is cut to its second.
@@ -789,6 +894,121 @@ mod tests {
             w.finish().is_err(),
             "a file opened to read cannot be written"
         );
+    }
+
+    /// A row or a bad line's number and reason, and the reader's position after it.
+    type Read = (Result<Row, (u64, String)>, u64);
+
+    /// Every row and error a reader gives, to the end.
+    fn read_all(text: &[u8], buffer: usize, plain: bool) -> Vec<Read> {
+        let mut r = RowReader::new(io::BufReader::with_capacity(buffer, text));
+        r.plain = plain;
+        let mut out = Vec::new();
+        while let Some(got) = r.next_row().unwrap() {
+            out.push((got.map_err(|e| (e.line, e.why)), r.position()));
+        }
+        out
+    }
+
+    #[test]
+    fn plain_lines_read_as_csv_core_reads_them() {
+        // Lines as we write them, and as a hand or another tool may: quoted fields, CRLF and
+        // lone CR ends, runs of spaces, blank lines, headers, too few and too many fields,
+        // bad values, a last line without its end; through buffers that cut lines anywhere.
+        let pieces: [&[u8]; 23] = [
+            b"TCP 80 1.2.3.4 5.6.7.8 10 20 2\n",
+            b"UDP - 2001:db8::1 198.51.100.7 1767225600 1767225660 7\n",
+            b"proto dst_port dst_ip src_ip first_seen last_seen count\n",
+            b"\"TCP\" 443 1.2.3.4 5.6.7.8 10 20 3\n",
+            b"TCP 22 1.2.3.4 5.6.7.8 10 20 4\r\n",
+            b"TCP 23 1.2.3.4 5.6.7.8 10 20 5\r",
+            b"  TCP   25 1.2.3.4  5.6.7.8 10 20 6  \n",
+            b"\n",
+            b"   \n",
+            b"TCP 80 1.2.3.4\n",
+            b"TCP 80 1.2.3.4 5.6.7.8 10 20 2 extra\n",
+            b"a b c d e f g h i j k l m n o p q r s t\n",
+            b"a b c d e f g h i j k l m n o p\n",
+            b"a b c d e f g h i j k l m n o p q\n",
+            b"TCP eighty 1.2.3.4 5.6.7.8 10 20 2\n",
+            b"TCP 80 1.2.3.4 5.6.7.8 30 20 2\n",
+            b"\"UDP 53\" 1.2.3.4 5.6.7.8 10 20 2\n",
+            b"ICMP - 1.2.3.4 5.6.7.8 1 1 1",
+            b"TCP 8080 10.0.0.1 10.0.0.2 1 2 3\n",
+            b"tcp 8081 10.0.0.1 10.0.0.2 1 2 3\n",
+            b"47 - 10.0.0.1 10.0.0.2 1 2 3\n",
+            b"GRE - 10.0.0.1 10.0.0.2 1 2 3\n",
+            b"BOGUS 1 10.0.0.1 10.0.0.2 1 2 3\n",
+        ];
+        let mut x = 0x853c_49e6_748f_ea9bu64;
+        let mut plain_rows = 0;
+        for round in 0..300 {
+            let mut text = Vec::new();
+            for _ in 0..40 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text.extend_from_slice(pieces[(x % pieces.len() as u64) as usize]);
+            }
+            let buffer = [3, 17, 64, 8192][round % 4];
+            let want = read_all(&text, buffer, false);
+            let got = read_all(&text, buffer, true);
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(&text));
+            plain_rows += got.iter().filter(|(r, _)| r.is_ok()).count();
+        }
+        assert!(plain_rows > 3000, "{plain_rows}");
+    }
+
+    #[test]
+    fn protocols_read_by_name_or_number_in_runs_and_alone() {
+        let text = b"TCP 1 1.2.3.4 5.6.7.8 1 1 1\nTCP 2 1.2.3.4 5.6.7.8 1 1 1\n\
+            UDP 3 1.2.3.4 5.6.7.8 1 1 1\nUDP 4 1.2.3.4 5.6.7.8 1 1 1\nudp 4 1.2.3.4 5.6.7.8 1 1 1\n\
+            47 - 1.2.3.4 5.6.7.8 1 1 1\nGRE - 1.2.3.4 5.6.7.8 1 1 1\nGRE - 1.2.3.4 5.6.7.8 1 1 1\n\
+            \"ICMPv6\" - 1.2.3.4 5.6.7.8 1 1 1\nICMPv6 - 1.2.3.4 5.6.7.8 1 1 1\n\
+            ICMPV6 - 1.2.3.4 5.6.7.8 1 1 1\nICMP - 1.2.3.4 5.6.7.8 1 1 1\nTCP 6 1.2.3.4 5.6.7.8 1 1 1\n";
+        let protos: Vec<u8> = read_all(text, 8192, true)
+            .into_iter()
+            .map(|(r, _)| r.unwrap().key.proto)
+            .collect();
+        assert_eq!(protos, [6, 6, 17, 17, 17, 47, 47, 47, 58, 58, 58, 1, 6]);
+    }
+
+    #[test]
+    fn ipv4_is_read_as_std_reads_it() {
+        // Strings of digits and dots, most of them near a dotted quad; what the fast parser
+        // takes, std takes the same, and a dotted quad std takes, the fast parser takes too.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut taken = 0;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut text = String::new();
+            let mut y = x;
+            for _ in 0..(3 + y % 14) {
+                y /= 14;
+                text.push(b"0123456789...."[(y % 14) as usize] as char);
+            }
+            let std = text.parse::<Ipv4Addr>().ok().map(|a| Addr::v4(a.octets()));
+            assert_eq!(parse_ipv4(text.as_bytes()), std, "{text}");
+            taken += std.is_some() as u32;
+        }
+        for text in ["0.0.0.0", "255.255.255.255", "1.2.3.4", "10.0.0.1"] {
+            assert!(parse_ipv4(text.as_bytes()).is_some(), "{text}");
+        }
+        for text in [
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1..2.3",
+            "1.2.3.",
+            ".1.2.3",
+            "",
+        ] {
+            assert!(parse_ipv4(text.as_bytes()).is_none(), "{text}");
+        }
+        assert!(taken > 100, "{taken}");
     }
 
     #[test]
