@@ -511,15 +511,7 @@ impl<R: BufRead> RowReader<R> {
             if self.plain {
                 let buf = self.input.fill_buf()?;
                 if let Some((len, fields, k, too_many)) = plain_line(buf) {
-                    let got = if too_many {
-                        Some(Err("too many fields".to_string()))
-                    } else if k == 0 || fields[0] == b"proto" {
-                        None
-                    } else if k != 7 {
-                        Some(Err(format!("{k} fields, not 7")))
-                    } else {
-                        Some(parse_row(&fields, &mut self.last_proto))
-                    };
+                    let got = record_row(&fields, k, too_many, &mut self.last_proto);
                     self.input.consume(len);
                     self.consumed += len as u64;
                     self.plain_lines += 1;
@@ -535,13 +527,11 @@ impl<R: BufRead> RowReader<R> {
             let Some(n) = self.next_record()? else {
                 return Ok(None);
             };
-            if n == usize::MAX {
-                return Ok(Some(Err(self.bad("too many fields".into()))));
-            }
+            let too_many = n == usize::MAX;
             let mut fields: [&[u8]; 7] = [&[]; 7];
             let mut start = 0;
             let mut k = 0;
-            for &end in &self.ends[..n] {
+            for &end in &self.ends[..if too_many { 0 } else { n }] {
                 let f = &self.record[start..end];
                 start = end;
                 // Runs of spaces make empty fields; a hand-edited file may have them.
@@ -555,17 +545,9 @@ impl<R: BufRead> RowReader<R> {
                 fields[k] = f;
                 k += 1;
             }
-            if k == 0 {
-                continue;
+            if let Some(got) = record_row(&fields, k, too_many, &mut self.last_proto) {
+                return Ok(Some(got.map_err(|why| self.bad(why))));
             }
-            if fields[0] == b"proto" {
-                continue;
-            }
-            if k != 7 {
-                return Ok(Some(Err(self.bad(format!("{k} fields, not 7")))));
-            }
-            let row = parse_row(&fields, &mut self.last_proto);
-            return Ok(Some(row.map_err(|why| self.bad(why))));
         }
     }
 
@@ -584,6 +566,25 @@ struct LastProto {
     text: [u8; 16],
     len: usize,
     proto: u8,
+}
+
+/// What a record is, from its first seven non-empty fields and how many it has (8: more than
+/// 7): `None` for a blank line or the header, else its row or why it is none.
+fn record_row(
+    fields: &[&[u8]; 7],
+    k: usize,
+    too_many: bool,
+    last: &mut LastProto,
+) -> Option<Result<Row, String>> {
+    if too_many {
+        Some(Err("too many fields".into()))
+    } else if k == 0 || fields[0] == b"proto" {
+        None
+    } else if k != 7 {
+        Some(Err(format!("{k} fields, not 7")))
+    } else {
+        Some(parse_row(fields, last))
+    }
 }
 
 fn parse_row(f: &[&[u8]; 7], last: &mut LastProto) -> Result<Row, String> {
