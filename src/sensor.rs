@@ -84,6 +84,12 @@ pub struct Sensor {
     ahead: [Ahead; LOOKAHEAD],
     ahead_head: usize,
     ahead_len: usize,
+    /// The newest frame waiting: its second, and the connections under way of that second
+    /// that came after it. Kept here rather than in its slot, for a frame that trails it (most
+    /// frames of a busy link) then costs a compare and an add; moved into the slot when
+    /// another frame is held or it is counted.
+    tail_ts: i64,
+    tail_trailing: u64,
 }
 
 /// Frames decoded ahead of the one being counted. Eight cover the latency of a miss to
@@ -103,8 +109,9 @@ struct Ahead {
     attempt: Option<Located>,
     /// Its place in the flow builder, when that runs.
     built: Place,
-    /// Connections under way of its second that came next, counted with it (see `frame`).
-    trailing: u32,
+    /// Connections under way of its second that came next, counted with it (see `frame`);
+    /// for the newest frame, `Sensor::tail_trailing` until another is held.
+    trailing: u64,
 }
 
 impl Default for Ahead {
@@ -145,6 +152,8 @@ impl Sensor {
             ahead: [Ahead::default(); LOOKAHEAD],
             ahead_head: 0,
             ahead_len: 0,
+            tail_ts: 0,
+            tail_trailing: 0,
         })
     }
 
@@ -291,14 +300,10 @@ impl Sensor {
     /// one is of the same second.
     #[inline(always)]
     fn trail(&mut self, ts: i64) -> bool {
-        if self.ahead_len == 0 {
+        if self.ahead_len == 0 || self.tail_ts != ts {
             return false;
         }
-        let last = &mut self.ahead[(self.ahead_head + self.ahead_len - 1) % LOOKAHEAD];
-        if last.ts != ts || last.trailing == u32::MAX {
-            return false;
-        }
-        last.trailing += 1;
+        self.tail_trailing += 1;
         true
     }
 
@@ -307,6 +312,10 @@ impl Sensor {
     /// line: inlined too, it made `frame` too large for the source's loop to take in.
     #[inline(never)]
     fn hold(&mut self, slot: usize, decoded: Result<(), Skip>, ts: i64, ts_us: u32) {
+        // The frame before this one is no longer the newest (with none waiting, the slot
+        // before is free and its count 0: `drain` took it).
+        self.ahead[(slot + LOOKAHEAD - 1) % LOOKAHEAD].trailing = self.tail_trailing;
+        (self.tail_ts, self.tail_trailing) = (ts, 0);
         let a = &mut self.ahead[slot];
         a.ts = ts;
         a.ts_us = ts_us;
@@ -344,6 +353,10 @@ impl Sensor {
 
     /// Counts every frame still waiting (end of input, a quiet link, before a flush).
     pub fn drain(&mut self) {
+        if self.ahead_len > 0 {
+            let newest = (self.ahead_head + self.ahead_len - 1) % LOOKAHEAD;
+            self.ahead[newest].trailing = std::mem::take(&mut self.tail_trailing);
+        }
         while self.ahead_len > 0 {
             self.next();
         }
@@ -362,7 +375,7 @@ impl Sensor {
     /// in place (the slot is not reused before this returns).
     #[inline]
     fn count_frame(&mut self, i: usize) {
-        let frames = 1 + self.ahead[i].trailing as u64;
+        let frames = 1 + self.ahead[i].trailing;
         self.stats.packets += frames;
         let (ts, decoded) = (self.ahead[i].ts, self.ahead[i].decoded);
         if !(0..=MAX_TIMESTAMP).contains(&ts) {
@@ -656,9 +669,11 @@ mod tests {
     impl Sensor {
         /// Frames taken but not yet counted: those in slots and those trailing them.
         fn waiting(&self) -> u64 {
-            (0..self.ahead_len)
-                .map(|k| 1 + self.ahead[(self.ahead_head + k) % LOOKAHEAD].trailing as u64)
-                .sum()
+            let older = self.ahead_len.saturating_sub(1);
+            let slots: u64 = (0..older)
+                .map(|k| 1 + self.ahead[(self.ahead_head + k) % LOOKAHEAD].trailing)
+                .sum();
+            slots + (self.ahead_len > 0) as u64 * (1 + self.tail_trailing)
         }
     }
 
@@ -695,7 +710,7 @@ mod tests {
                 outgoing: false,
             });
             fed += 1;
-            trailed |= sensor.ahead[..].iter().any(|a| a.trailing > 0);
+            trailed |= sensor.tail_trailing > 0;
             assert_eq!(sensor.position() + sensor.waiting(), fed, "frame {i}");
             assert_eq!(sensor.stats.packets, sensor.position(), "frame {i}");
         }

@@ -25,6 +25,10 @@ pub struct AttemptTable {
     mask: usize,
     capacity: usize,
     hasher: KeyedHash,
+    /// Words at the index's start the last flush left to clear (the sort's room, or the whole
+    /// index when it is swept): cleared when the index is next read, so the flush that ends a
+    /// run (a replay's end, a stop) never pays for it.
+    dirty: usize,
 }
 
 impl AttemptTable {
@@ -41,6 +45,7 @@ impl AttemptTable {
             mask: slots - 1,
             capacity,
             hasher: KeyedHash::random(),
+            dirty: 0,
         }
     }
 
@@ -112,6 +117,9 @@ impl AttemptTable {
 
     #[inline]
     fn merge_at(&mut self, row: &Row, h: u64) -> Result<(), Full> {
+        if self.dirty != 0 {
+            self.clean();
+        }
         let day = day_of(row.first);
         let tag = h >> 32;
         let mut i = h as usize & self.mask;
@@ -142,26 +150,32 @@ impl AttemptTable {
     /// a new one: a second full-capacity buffer would be the table's size again at every
     /// flush.
     pub fn take_sorted(&mut self, order: &RowOrder) -> Room<Row> {
-        // The index is empty until the rows come back: room for the sort, which overwrites
-        // its first two words a row and zeroes them after. A sweep leaves those to it.
-        let lent = (2 * self.rows.len()).min(self.index.len());
-        let swept = self.clear_index(lent);
-        let mut rows = std::mem::take(&mut self.rows);
-        let zeroed = order.sort_with(&mut rows, &mut self.index);
-        if swept && zeroed < lent {
-            self.index[zeroed..lent].fill(EMPTY);
+        // The index is empty until the rows come back: room for the sort, which writes its
+        // first words. Rows many enough are cleared with the sort's words in one sweep after
+        // it; a few (a periodic flush of a quiet period) slot by slot before it, while the
+        // rows are where the index points, and then the words the sort wrote. Either clearing
+        // waits for the index's next use.
+        self.clean();
+        let sweep = self.rows.len() * 16 >= self.index.len();
+        if !sweep {
+            self.clear_slots();
         }
+        let mut rows = std::mem::take(&mut self.rows);
+        let used = order.sort_with(&mut rows, &mut self.index);
+        self.dirty = if sweep { self.index.len() } else { used };
         rows
     }
 
-    /// Empties the index but for its first `lent` words when it sweeps (returns true): slot
-    /// by slot for the rows held when they are few (a periodic flush of a quiet period), else
-    /// in one sweep.
-    fn clear_index(&mut self, lent: usize) -> bool {
-        if self.rows.len() * 16 >= self.index.len() {
-            self.index[lent..].fill(EMPTY);
-            return true;
-        }
+    /// Clears what the last flush left dirty of the index.
+    #[cold]
+    #[inline(never)]
+    fn clean(&mut self) {
+        self.index[..self.dirty].fill(EMPTY);
+        self.dirty = 0;
+    }
+
+    /// Empties the slots of the rows held, each found by its hash.
+    fn clear_slots(&mut self) {
         for n in 0..self.rows.len() {
             let r = self.rows[n];
             let mut i = self.hash(&r.key, r.day()) as usize & self.mask;
@@ -171,7 +185,6 @@ impl AttemptTable {
             }
             self.index[i] = EMPTY;
         }
-        false
     }
 
     /// A copy of the rows, for a view of today that does not disturb counting.
@@ -183,6 +196,9 @@ impl AttemptTable {
     /// a failed write could not store; none after a good flush), so flushing allocates
     /// nothing.
     pub fn recycle(&mut self, rows: Room<Row>) {
+        if !rows.is_empty() {
+            self.clean();
+        }
         self.rows = rows;
         if self.rows.capacity() < self.capacity {
             // Not the room `take_sorted` lent: its rows move into one of the table's size.
@@ -246,28 +262,51 @@ mod tests {
         add(&mut t, key(3, 22), 100).unwrap();
     }
 
-    /// After a flush the index is empty again, whether it was swept (many rows) or cleared
-    /// slot by slot (few), and whether the sort borrowed it (one day) or did without (rows
-    /// of days too far apart for its cut).
+    /// After a flush the index is empty again by its next use, whether it was swept (many
+    /// rows) or cleared slot by slot (few), and whether the sort borrowed it (one day) or did
+    /// without (rows of days too far apart for its cut).
     #[test]
     fn a_flush_leaves_the_index_empty() {
         for (rows, days) in [(3000u32, 1), (3000, 300), (20, 1), (20, 300)] {
-            let mut t = AttemptTable::new(4096);
-            for s in 0..rows {
-                let k = Key {
-                    proto: 6,
-                    port: Some((s % 7) as u16),
-                    dst: Addr::v4([198, 51, 100, 1]),
-                    src: Addr::v4(s.to_be_bytes()),
-                };
-                add(&mut t, k, 86_400 * (s % days) as i64).unwrap();
+            let filled = || {
+                let mut t = AttemptTable::new(4096);
+                for s in 0..rows {
+                    let k = Key {
+                        proto: 6,
+                        port: Some((s % 7) as u16),
+                        dst: Addr::v4([198, 51, 100, 1]),
+                        src: Addr::v4(s.to_be_bytes()),
+                    };
+                    add(&mut t, k, 86_400 * (s % days) as i64).unwrap();
+                }
+                t
+            };
+            // It is cleared when next used: by an attempt refused while the rows are out, or
+            // by the rows coming back (all of them, as after a failed write).
+            for refused in [true, false] {
+                let mut t = filled();
+                let got = t.take_sorted(&RowOrder::new());
+                if refused {
+                    let late = Key {
+                        proto: 17,
+                        ..got[0].key
+                    };
+                    assert_eq!(add(&mut t, late, 0), Err(Full));
+                    assert!(
+                        t.index.iter().all(|&w| w == EMPTY),
+                        "{rows} rows of {days} days: the index is not empty"
+                    );
+                }
+                let (key, first) = (got[0].key, got[0].first);
+                t.recycle(got);
+                assert_eq!(t.len(), rows as usize, "{rows} rows of {days} days");
+                add(&mut t, key, first).unwrap();
+                assert_eq!(
+                    t.len(),
+                    rows as usize,
+                    "{rows} rows of {days} days: not found"
+                );
             }
-            let got = t.take_sorted(&RowOrder::new());
-            assert_eq!(got.len(), rows as usize);
-            assert!(
-                t.index.iter().all(|&w| w == EMPTY),
-                "{rows} rows of {days} days: the index is not empty"
-            );
         }
     }
 

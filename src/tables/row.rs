@@ -80,31 +80,37 @@ impl RowOrder {
         rows.sort_unstable_by(|a, b| self.rows(a, b));
     }
 
-    /// Sorts rows into file order as `sort` does, with `scratch` as room beside them: two words
-    /// a row, overwritten (whatever they held) and given back zeroed; returns how many words
-    /// that was, from the start (0 when it did without). The attempt table lends its index,
-    /// cleared at a flush, so the sort adds nothing to the peak memory.
+    /// Sorts rows into file order as `sort` does, with `scratch` as room beside them: from two
+    /// words a row to four and 36,864 more, whatever they hold. Returns how many words it
+    /// wrote, from the start (0 when it did without), left for the caller to clear: the
+    /// attempt table lends its index, which it empties at a flush anyway, so the sort adds
+    /// nothing to the peak memory and no pass of its own to clear.
     ///
     /// Each row's place in the order is cut to 99 bits (day, protocol rank, port, and the
     /// first 32 bits of each address with its family) and kept beside the row's number. Those
-    /// pairs sort as plain 128-bit integers, cheap to compare and to move, and the 64-byte rows
-    /// then move once each, where a radix over the rows themselves moves them at every byte of
-    /// the order. Rows whose cut places tie (IPv6 addresses that share their first 32 bits) are
-    /// ordered in full among themselves. Without the room, or for rows the cut does not fit,
-    /// this is `sort`.
+    /// pairs are sorted (by radix where the room allows, else as 128-bit integers), cheap to
+    /// move, and the 64-byte rows then move once each, where a sort of the rows themselves
+    /// moves them at every step. Rows whose cut places tie (IPv6 addresses that share their
+    /// first 32 bits) are ordered by their addresses among themselves. Without the room, or
+    /// for rows the cut does not fit, this is `sort`.
     pub fn sort_with(&self, rows: &mut [Row], scratch: &mut [u64]) -> usize {
         let n = rows.len();
-        let (items, _) = scratch.as_chunks_mut::<2>();
         let (base, last) = rows.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
             (lo.min(r.day()), hi.max(r.day()))
         });
         // The day takes 8 bits of the cut: rows of more days than that (never from a live
         // table) are compared in full.
-        if !(2..=CUT_ROWS).contains(&n) || items.len() < n || last - base >= 256 {
+        if !(2..=CUT_ROWS).contains(&n) || scratch.len() < 2 * n || last - base >= 256 {
             self.sort(rows);
             return 0;
         }
-        let items = &mut items[..n];
+        let used = if scratch.len() >= 2 * n + radix_room(n) {
+            2 * n + radix_room(n)
+        } else {
+            2 * n
+        };
+        let (items, room) = scratch[..used].split_at_mut(2 * n);
+        let (items, _) = items.as_chunks_mut::<2>();
         for (i, (item, r)) in items.iter_mut().zip(rows.iter()).enumerate() {
             let cut = self.cut(r, base);
             *item = [
@@ -112,7 +118,18 @@ impl RowOrder {
                 (cut as u64 & CUT_LOW_MASK) << ROW_BITS | i as u64,
             ];
         }
-        items.sort_unstable_by_key(|item| (item[0] as u128) << 64 | item[1] as u128);
+        let items = if room.is_empty() {
+            items.sort_unstable_by_key(pair_key);
+            items
+        } else {
+            let (spare, counts) = room.split_at_mut(2 * n);
+            let (spare, _) = spare.as_chunks_mut::<2>();
+            if radix_sort(items, spare, counts) {
+                spare
+            } else {
+                items
+            }
+        };
         let place = |item: &[u64; 2]| (item[0], item[1] >> ROW_BITS);
         let row_of = |item: &[u64; 2]| (item[1] & ROW_MASK) as usize;
         let mut start = 0;
@@ -122,8 +139,12 @@ impl RowOrder {
                 end += 1;
             }
             if end - start > 1 {
-                items[start..end]
-                    .sort_unstable_by(|a, b| self.rows(&rows[row_of(a)], &rows[row_of(b)]));
+                // One place is one day, protocol and port: the addresses tell the rows apart.
+                let addrs = |item: &[u64; 2]| {
+                    let k = &rows[row_of(item)].key;
+                    (k.dst, k.src)
+                };
+                items[start..end].sort_unstable_by_key(addrs);
             }
             start = end;
         }
@@ -146,8 +167,7 @@ impl RowOrder {
                 j = from;
             }
         }
-        items.fill([0, 0]);
-        2 * n
+        used
     }
 
     /// The first 99 bits of a row's place in the order (see `sort_with`): what follows an
@@ -179,6 +199,119 @@ const ROW_BITS: u32 = 64 - CUT_LOW;
 const ROW_MASK: u64 = (1 << ROW_BITS) - 1;
 /// Most rows `sort_with` numbers in `ROW_BITS`.
 const CUT_ROWS: usize = 1 << ROW_BITS;
+/// The cut place as the radix sort reads it: nine digits of 10 to 12 bits, each within one
+/// word of a pair (word, lowest bit, bits), the lowest first. Nine tables of counts stay in
+/// the cache, and a digit is one shift and one mask.
+const DIGIT_AT: [(usize, u32, u32); 9] = [
+    (1, ROW_BITS, 12),
+    (1, ROW_BITS + 12, 12),
+    (1, ROW_BITS + 24, 11),
+    (0, 0, 11),
+    (0, 11, 11),
+    (0, 22, 11),
+    (0, 33, 11),
+    (0, 44, 10),
+    (0, 54, 10),
+];
+const DIGITS: usize = DIGIT_AT.len();
+const RADIX: usize = 1 << 12;
+const _: () = assert!(ROW_BITS + 35 == 64 && CUT_LOW == 35);
+/// Words of room the radix sort takes beside the pairs, for `n` rows: as many again, and the
+/// counts.
+const fn radix_room(n: usize) -> usize {
+    2 * n + DIGITS * RADIX
+}
+
+/// Digit `I` (0 the lowest) of a pair's cut place: a constant shift and mask.
+#[inline(always)]
+fn digit<const I: usize>(item: &[u64; 2]) -> usize {
+    let (word, low, bits) = DIGIT_AT[I];
+    (item[word] >> low) as usize & ((1 << bits) - 1)
+}
+
+/// Counts digit `I` of a pair.
+#[inline(always)]
+fn count<const I: usize>(counts: &mut [u64], item: &[u64; 2]) {
+    counts[I * RADIX + digit::<I>(item)] += 1;
+}
+
+/// Moves the pairs of `src` to `dst` in the order of their digit `I`, keeping the order of
+/// equals; `next` holds where each digit's pairs start.
+fn scatter<const I: usize>(src: &[[u64; 2]], dst: &mut [[u64; 2]], next: &mut [u64]) {
+    for item in src {
+        let d = digit::<I>(item);
+        dst[next[d] as usize] = *item;
+        next[d] += 1;
+    }
+}
+
+/// A pair of words as the 128-bit number it packs.
+#[inline(always)]
+fn pair_key(item: &[u64; 2]) -> u128 {
+    (item[0] as u128) << 64 | item[1] as u128
+}
+
+/// Sorts pairs by their cut places (the bits above the row number; pairs of one place keep
+/// the order they came in), into `items` or `spare` (as many pairs, any content): true when
+/// it is `spare`. `counts` has room for `DIGITS * RADIX` words, any content.
+///
+/// A least-significant-digit radix sort: one pass counts every digit, then each digit the
+/// pairs do not all share moves every pair once, and a digit they all share (the day, most
+/// of our addresses) is skipped. For the 74,000 rows of a flush of the replay benchmark a
+/// quicksort of the 128-bit numbers compared and moved each pair 17 levels deep.
+fn radix_sort(items: &mut [[u64; 2]], spare: &mut [[u64; 2]], counts: &mut [u64]) -> bool {
+    let n = items.len();
+    if n < 2 {
+        return false;
+    }
+    let counts = &mut counts[..DIGITS * RADIX];
+    counts.fill(0);
+    for item in items.iter() {
+        count::<0>(counts, item);
+        count::<1>(counts, item);
+        count::<2>(counts, item);
+        count::<3>(counts, item);
+        count::<4>(counts, item);
+        count::<5>(counts, item);
+        count::<6>(counts, item);
+        count::<7>(counts, item);
+        count::<8>(counts, item);
+    }
+    let mut from_items = true;
+    for i in 0..DIGITS {
+        let next = &mut counts[i * RADIX..(i + 1) * RADIX];
+        let (word, low, bits) = DIGIT_AT[i];
+        if next[(items[0][word] >> low) as usize & ((1 << bits) - 1)] == n as u64 {
+            // All pairs share this digit.
+            continue;
+        }
+        // Each count becomes where the pairs of its digit start.
+        let mut at = 0;
+        for c in next.iter_mut() {
+            let k = *c;
+            *c = at;
+            at += k;
+        }
+        let (src, dst): (&[[u64; 2]], &mut [[u64; 2]]) = if from_items {
+            (items, spare)
+        } else {
+            (spare, items)
+        };
+        match i {
+            0 => scatter::<0>(src, dst, next),
+            1 => scatter::<1>(src, dst, next),
+            2 => scatter::<2>(src, dst, next),
+            3 => scatter::<3>(src, dst, next),
+            4 => scatter::<4>(src, dst, next),
+            5 => scatter::<5>(src, dst, next),
+            6 => scatter::<6>(src, dst, next),
+            7 => scatter::<7>(src, dst, next),
+            _ => scatter::<8>(src, dst, next),
+        }
+        from_items = !from_items;
+    }
+    !from_items
+}
 
 impl Default for RowOrder {
     fn default() -> Self {
@@ -240,6 +373,54 @@ mod tests {
         }
     }
 
+    /// The radix sort orders pairs by their places as a sort of 128-bit numbers does, keeping
+    /// the pairs of one place in the order they came: over sets whose digits are shared by
+    /// all, by a few, or spread, and whose room holds anything to start with.
+    #[test]
+    fn the_radix_sort_orders_pairs_by_place_and_keeps_ties_in_order() {
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            seed >> 16
+        };
+        for n in [0, 1, 2, 3, 300, 5_000, 60_000] {
+            // Per digit: shared by all (1 value), by a few (3), or spread (all of them); the
+            // top one has its highest bit set for some sets.
+            for _ in 0..8 {
+                let spread: [u64; DIGITS] =
+                    std::array::from_fn(|_| [1, 3, RADIX as u64][(next() % 3) as usize]);
+                let high = next() % 2 == 1;
+                let items: Vec<[u64; 2]> = (0..n)
+                    .map(|row| {
+                        let mut k = row as u128;
+                        for (i, &m) in spread.iter().enumerate() {
+                            let (word, low, bits) = DIGIT_AT[i];
+                            let v = if m == 1 { 0x5a5 } else { next() % m } & ((1 << bits) - 1);
+                            k |= (v as u128) << (64 * (1 - word) as u32 + low);
+                        }
+                        if high {
+                            k |= 1 << 127;
+                        }
+                        [(k >> 64) as u64, k as u64]
+                    })
+                    .collect();
+                let mut want = items.clone();
+                want.sort_unstable();
+                let mut got = items.clone();
+                let mut spare = vec![[0xa5a5_a5a5_a5a5_a5a5u64; 2]; n];
+                let mut counts = vec![0xa5a5_a5a5_a5a5_a5a5u64; DIGITS * RADIX];
+                let got = if radix_sort(&mut got, &mut spare, &mut counts) {
+                    spare
+                } else {
+                    got
+                };
+                assert_eq!(got, want, "n {n}, {spread:?}");
+            }
+        }
+    }
+
     #[test]
     fn the_flush_sort_gives_the_comparison_order() {
         let order = RowOrder::new();
@@ -260,22 +441,29 @@ mod tests {
             shuffle(&mut got, n as u64 + 1);
             order.sort(&mut got);
             assert_eq!(keys(&got), keys(&want), "set {n}");
-            // With room (the cut path, or `sort` for the set of days 300 apart), and without.
-            for room in [2 * set.len() + 3, set.len()] {
+            // With room for the radix and the pairs (the cut path, or `sort` for the set of days
+            // 300 apart), for the pairs alone, and without.
+            let m = set.len();
+            for room in [2 * m + radix_room(m) + 3, 2 * m + 3, m] {
                 let mut got = set.clone();
                 shuffle(&mut got, n as u64 + 7);
-                // The words the sort says it used may hold anything before; the rest is zero.
-                let mut scratch = vec![0u64; room];
-                let used = (2 * set.len()).min(room);
-                scratch[..used].fill(0x5a5a_5a5a_5a5a_5a5a);
-                let zeroed = order.sort_with(&mut got, &mut scratch);
+                // The words the sort uses may hold anything before.
+                let mut scratch = vec![0x5a5a_5a5a_5a5a_5a5au64; room];
+                let used = order.sort_with(&mut got, &mut scratch);
                 assert_eq!(keys(&got), keys(&want), "set {n}, room {room}");
+                let days = set.iter().map(Row::day);
+                let span = days.clone().max().unwrap() - days.min().unwrap();
+                let cut = room >= 2 * m && m >= 2 && span < 256;
+                let uses = if room >= 2 * m + radix_room(m) {
+                    2 * m + radix_room(m)
+                } else {
+                    2 * m
+                };
+                assert_eq!(used, if cut { uses } else { 0 }, "set {n}, room {room}");
                 assert!(
-                    zeroed == 0 || zeroed == used,
-                    "set {n}, room {room}: {zeroed}"
+                    scratch[used..].iter().all(|&w| w == 0x5a5a_5a5a_5a5a_5a5a),
+                    "scratch past what was used touched"
                 );
-                scratch[..used - zeroed].fill(0);
-                assert!(scratch.iter().all(|&w| w == 0), "scratch given back dirty");
             }
         }
     }
