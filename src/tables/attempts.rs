@@ -115,7 +115,7 @@ impl AttemptTable {
         self.merge_at(row, h)
     }
 
-    #[inline]
+    #[inline(always)]
     fn merge_at(&mut self, row: &Row, h: u64) -> Result<(), Full> {
         if self.dirty != 0 {
             self.clean();
