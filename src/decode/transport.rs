@@ -5,7 +5,7 @@ use crate::proto;
 use smoltcp::wire::{TcpPacket, UdpPacket};
 
 /// Fills the transport fields of `p` from `seg`, the bytes after the IP headers.
-#[inline]
+#[inline(always)]
 pub fn decode(p: &mut Packet, seg: &[u8]) -> Result<(), Skip> {
     match p.proto {
         proto::TCP => {

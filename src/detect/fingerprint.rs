@@ -307,6 +307,7 @@ impl Fingerprinter {
 
     /// One packet from `p.src` at `now` (Unix seconds), with its TCP option layout when the
     /// decoder gives it. Returns a label the first time a source's evidence is complete.
+    #[inline(always)]
     pub fn observe(&mut self, p: &Packet, opts: Option<&TcpOptSig>, now: i64) -> Option<Label> {
         let traits = Self::traits(p, opts);
         if traits == 0 {

@@ -530,6 +530,7 @@ impl ScanDetector {
 
     /// One packet at time `now_us` (µs). Returns a report when this packet completes a scan
     /// (or the "more follow" line when reports are being held back).
+    #[inline(always)]
     pub fn observe(&mut self, p: &Packet, now_us: i64) -> Option<Report> {
         if p.proto != proto::TCP || p.src.bytes() == &[0u8; 16] {
             // scanlogd uses 0.0.0.0 to mean "unused" and ignores it as a source.
