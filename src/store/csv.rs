@@ -50,7 +50,7 @@ impl TimeText {
     /// Writes `v` in decimal at the start of `out` (20 bytes at least), returning its length.
     /// A time of ten digits (2001 to 2286) takes its first five from the last one's when they
     /// agree.
-    #[inline]
+    #[inline(always)]
     fn write(&mut self, out: &mut [u8], v: u64) -> usize {
         if !(1_000_000_000..10_000_000_000).contains(&v) {
             return decimal(out, v);
