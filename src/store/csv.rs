@@ -131,6 +131,7 @@ impl<W: Write> RowWriter<W> {
         Ok(self.out.take().expect("only finish and into_inner take it"))
     }
 
+    #[inline(always)]
     pub fn row(&mut self, r: &Row) -> io::Result<()> {
         self.make_room()?;
         let b = &mut self.buf[self.len..self.len + ROW_ROOM];
