@@ -215,6 +215,8 @@ const DIGIT_AT: [(usize, u32, u32); 9] = [
 ];
 const DIGITS: usize = DIGIT_AT.len();
 const RADIX: usize = 1 << 12;
+// The digits cover the cut's 99 bits: 35 in the low word above the row's number, 64 in the
+// high word.
 const _: () = assert!(ROW_BITS + 35 == 64 && CUT_LOW == 35);
 /// Words of room the radix sort takes beside the pairs, for `n` rows: as many again, and the
 /// counts.
