@@ -123,7 +123,10 @@ impl AttemptTable {
         let day = day_of(row.first);
         let tag = h >> 32;
         let mut i = h as usize & self.mask;
-        loop {
+        // At most half full, the index has an empty slot on every probe path. But it is lent
+        // to the sort at each flush and cleared lazily after: should that ever leave it
+        // without one, the bound turns an endless probe into a refusal (an early flush).
+        for _ in 0..=self.mask {
             let slot = self.index[i];
             if slot == EMPTY {
                 // While the rows are out (`take_sorted`), the table has no room at all.
@@ -143,6 +146,7 @@ impl AttemptTable {
             }
             i = (i + 1) & self.mask;
         }
+        Err(Full)
     }
 
     /// The rows in file order, leaving the table empty and without room (a new key is `Full`)
@@ -180,10 +184,13 @@ impl AttemptTable {
             let r = self.rows[n];
             let mut i = self.hash(&r.key, r.day()) as usize & self.mask;
             // Every row has its slot on its probe path: clear the one that points at it.
-            while self.index[i] as u32 as usize != n + 1 {
+            for _ in 0..=self.mask {
+                if self.index[i] as u32 as usize == n + 1 {
+                    self.index[i] = EMPTY;
+                    break;
+                }
                 i = (i + 1) & self.mask;
             }
-            self.index[i] = EMPTY;
         }
     }
 
@@ -213,10 +220,13 @@ impl AttemptTable {
             let r = self.rows[n];
             let h = self.hash(&r.key, r.day());
             let mut i = h as usize & self.mask;
-            while self.index[i] != EMPTY {
+            for _ in 0..=self.mask {
+                if self.index[i] == EMPTY {
+                    self.index[i] = (h >> 32) << 32 | (n as u64 + 1);
+                    break;
+                }
                 i = (i + 1) & self.mask;
             }
-            self.index[i] = (h >> 32) << 32 | (n as u64 + 1);
         }
     }
 }
