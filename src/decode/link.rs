@@ -103,6 +103,12 @@ fn ip(v6: bool, bytes: &[u8]) -> Network<'_> {
     }
 }
 
+/// Whether EtherType `t` is a VLAN tag's (802.1Q, 802.1ad, or the older QinQ value).
+#[inline]
+pub fn is_vlan(t: u16) -> bool {
+    matches!(t, ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD)
+}
+
 /// The payload of EtherType `t`, through at most `MAX_VLAN_TAGS` VLAN tags.
 #[inline]
 fn ethertype(mut t: u16, mut payload: &[u8], outgoing: bool) -> Result<Network<'_>, Skip> {
@@ -116,7 +122,7 @@ fn ethertype(mut t: u16, mut payload: &[u8], outgoing: bool) -> Result<Network<'
                     outgoing,
                 })
             }
-            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
+            _ if is_vlan(t) => {
                 if tags >= MAX_VLAN_TAGS {
                     return Err(Skip::TooDeep);
                 }
