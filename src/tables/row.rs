@@ -95,9 +95,11 @@ impl RowOrder {
     /// for rows the cut does not fit, this is `sort`.
     pub fn sort_with(&self, rows: &mut [Row], scratch: &mut [u64]) -> usize {
         let n = rows.len();
-        let (base, last) = rows.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
-            (lo.min(r.day()), hi.max(r.day()))
+        // A row's day grows with its first second: the days' range is that of the seconds.
+        let (first, last) = rows.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
+            (lo.min(r.first), hi.max(r.first))
         });
+        let (base, last) = (day_of(first), day_of(last));
         // The day takes 8 bits of the cut: rows of more days than that (never from a live
         // table) are compared in full.
         if !(2..=CUT_ROWS).contains(&n) || scratch.len() < 2 * n || last - base >= 256 {
