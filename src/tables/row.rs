@@ -114,7 +114,7 @@ impl RowOrder {
         let (items, room) = scratch[..used].split_at_mut(2 * n);
         let (items, _) = items.as_chunks_mut::<2>();
         for (i, (item, r)) in items.iter_mut().zip(rows.iter()).enumerate() {
-            let cut = self.cut(r, base);
+            let cut = self.cut(r, base, base == last);
             *item = [
                 (cut >> CUT_LOW) as u64,
                 (cut as u64 & CUT_LOW_MASK) << ROW_BITS | i as u64,
@@ -175,13 +175,15 @@ impl RowOrder {
     /// The first 99 bits of a row's place in the order (see `sort_with`): what follows an
     /// IPv6 address's first 32 bits is left zero, for those rows are told apart in full.
     #[inline]
-    fn cut(&self, r: &Row, base: i64) -> u128 {
+    fn cut(&self, r: &Row, base: i64, one_day: bool) -> u128 {
         let top = |a: &Addr| {
             let b = a.bytes();
             (a.is_v6() as u128) << 32 | u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u128
         };
         let port = r.key.port.map_or(0, |p| p as u128 + 1);
-        let head = ((r.day() - base) as u128) << 91
+        // Rows of one day (a live flush's) all take day 0, without a division each.
+        let day = if one_day { 0 } else { r.day() - base };
+        let head = (day as u128) << 91
             | (self.rank.of(r.key.proto) as u128) << 83
             | port << 66
             | top(&r.key.dst) << 33;
