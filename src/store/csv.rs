@@ -569,8 +569,9 @@ struct LastProto {
     proto: u8,
 }
 
-/// What a record is, from its first seven non-empty fields and how many it has (8: more than
-/// 7): `None` for a blank line or the header, else its row or why it is none.
+/// What a record is, from its first seven non-empty fields, how many of those it has (`k`),
+/// and whether it has more than seven: `None` for a blank line or the header, else its row
+/// or why it is none.
 fn record_row(
     fields: &[&[u8]; 7],
     k: usize,

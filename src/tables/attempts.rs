@@ -122,11 +122,7 @@ impl AttemptTable {
         }
         let day = day_of(row.first);
         let tag = h >> 32;
-        let mut i = h as usize & self.mask;
-        // At most half full, the index has an empty slot on every probe path. But it is lent
-        // to the sort at each flush and cleared lazily after: should that ever leave it
-        // without one, the bound turns an endless probe into a refusal (an early flush).
-        for _ in 0..=self.mask {
+        for i in probe_path(h, self.mask) {
             let slot = self.index[i];
             if slot == EMPTY {
                 // While the rows are out (`take_sorted`), the table has no room at all.
@@ -144,8 +140,8 @@ impl AttemptTable {
                     return Ok(());
                 }
             }
-            i = (i + 1) & self.mask;
         }
+        // Round the whole index without an empty slot: refused, so the table flushes early.
         Err(Full)
     }
 
@@ -182,14 +178,12 @@ impl AttemptTable {
     fn clear_slots(&mut self) {
         for n in 0..self.rows.len() {
             let r = self.rows[n];
-            let mut i = self.hash(&r.key, r.day()) as usize & self.mask;
             // Every row has its slot on its probe path: clear the one that points at it.
-            for _ in 0..=self.mask {
-                if self.index[i] as u32 as usize == n + 1 {
-                    self.index[i] = EMPTY;
-                    break;
-                }
-                i = (i + 1) & self.mask;
+            let h = self.hash(&r.key, r.day());
+            if let Some(i) =
+                probe_path(h, self.mask).find(|&i| self.index[i] as u32 as usize == n + 1)
+            {
+                self.index[i] = EMPTY;
             }
         }
     }
@@ -219,16 +213,20 @@ impl AttemptTable {
         for n in 0..self.rows.len() {
             let r = self.rows[n];
             let h = self.hash(&r.key, r.day());
-            let mut i = h as usize & self.mask;
-            for _ in 0..=self.mask {
-                if self.index[i] == EMPTY {
-                    self.index[i] = (h >> 32) << 32 | (n as u64 + 1);
-                    break;
-                }
-                i = (i + 1) & self.mask;
+            if let Some(i) = probe_path(h, self.mask).find(|&i| self.index[i] == EMPTY) {
+                self.index[i] = (h >> 32) << 32 | (n as u64 + 1);
             }
         }
     }
+}
+
+/// The index places a key of hash `h` may sit in, in probe order: from its home, once round
+/// the index of `mask + 1` places. At most half full, the index has an empty place on every
+/// path long before that; but it is lent to the sort at each flush and cleared lazily after,
+/// and should that ever leave it without one, the bound ends the probe instead of spinning.
+#[inline(always)]
+fn probe_path(h: u64, mask: usize) -> impl Iterator<Item = usize> {
+    (0..=mask).map(move |k| (h as usize).wrapping_add(k) & mask)
 }
 
 #[cfg(test)]

@@ -228,11 +228,17 @@ const fn radix_room(n: usize) -> usize {
     2 * n + DIGITS * RADIX
 }
 
-/// Digit `I` (0 the lowest) of a pair's cut place: a constant shift and mask.
+/// Digit `i` (0 the lowest) of a pair's cut place: a shift and a mask.
+#[inline(always)]
+fn digit_at(item: &[u64; 2], i: usize) -> usize {
+    let (word, low, bits) = DIGIT_AT[i];
+    (item[word] >> low) as usize & ((1 << bits) - 1)
+}
+
+/// `digit_at` for a digit known when compiled: a constant shift and mask.
 #[inline(always)]
 fn digit<const I: usize>(item: &[u64; 2]) -> usize {
-    let (word, low, bits) = DIGIT_AT[I];
-    (item[word] >> low) as usize & ((1 << bits) - 1)
+    digit_at(item, I)
 }
 
 /// Counts digit `I` of a pair.
@@ -286,8 +292,7 @@ fn radix_sort(items: &mut [[u64; 2]], spare: &mut [[u64; 2]], counts: &mut [u64]
     let mut from_items = true;
     for i in 0..DIGITS {
         let next = &mut counts[i * RADIX..(i + 1) * RADIX];
-        let (word, low, bits) = DIGIT_AT[i];
-        if next[(items[0][word] >> low) as usize & ((1 << bits) - 1)] == n as u64 {
+        if next[digit_at(&items[0], i)] == n as u64 {
             // All pairs share this digit.
             continue;
         }
