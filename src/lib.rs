@@ -7,6 +7,7 @@ pub mod classify;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod decimal;
 pub mod decode;
 pub mod detect;
 pub mod faults;

@@ -6,7 +6,7 @@
 
 use crate::addr::Addr;
 use crate::json::string;
-use std::fmt::{self, Write};
+use std::fmt;
 
 /// The event types of issue 5.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,14 +88,12 @@ impl Event {
         string(out, &self.observer);
         out.push_str(",\"offender\":");
         match &self.offender {
-            Some(a) => {
-                out.push('"');
-                let _ = write!(out, "{a}");
-                out.push('"');
-            }
+            Some(a) => crate::json::addr(out, a),
             None => out.push_str("null"),
         }
-        let _ = write!(out, ",\"timestamp\":{},\"details\":{{", self.timestamp);
+        out.push_str(",\"timestamp\":");
+        crate::json::int(out, self.timestamp);
+        out.push_str(",\"details\":{");
         for (i, (k, v)) in self.details.iter().enumerate() {
             if i > 0 {
                 out.push(',');
@@ -110,9 +108,7 @@ impl Event {
 
 fn value(out: &mut String, v: &Value) {
     match v {
-        Value::Int(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Value::Int(n) => crate::json::int(out, *n),
         Value::Str(s) => string(out, s),
         Value::Num(s) => out.push_str(s),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -122,7 +118,7 @@ fn value(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                let _ = write!(out, "{n}");
+                crate::json::int(out, *n);
             }
             out.push(']');
         }

@@ -645,17 +645,21 @@ fn row_json(o: &mut String, r: &Row) {
     o.push_str(std::str::from_utf8(name).unwrap_or("?"));
     o.push_str("\",");
     match r.key.port {
-        Some(p) => {
-            let _ = write!(o, "{p},");
-        }
-        None => o.push_str("null,"),
+        Some(p) => json::uint(o, p as u64),
+        None => o.push_str("null"),
     }
+    o.push(',');
     json::opt_string(o, services::name(r.key.proto, r.key.port));
-    let _ = write!(
-        o,
-        ",\"{}\",\"{}\",{},{},{}",
-        r.key.dst, r.key.src, r.first, r.last, r.count
-    );
+    for a in [&r.key.dst, &r.key.src] {
+        o.push(',');
+        json::addr(o, a);
+    }
+    for v in [r.first, r.last] {
+        o.push(',');
+        json::int(o, v);
+    }
+    o.push(',');
+    json::uint(o, r.count);
 }
 
 /// Rows of a view sorted on a source column at most (a lookup each: about a second's work).
@@ -851,5 +855,40 @@ mod tests {
             a.keep(format!("s{i}"), Vec::new(), answer(1));
         }
         assert_eq!(a.kept.len(), ANSWERS_KEPT);
+    }
+
+    #[test]
+    fn a_row_is_written_as_its_fields_in_order() {
+        let ip = |t: &str| crate::addr::Addr::from(t.parse::<std::net::IpAddr>().unwrap());
+        let row = |proto, port, dst, src| Row {
+            key: crate::tables::Key {
+                proto,
+                port,
+                dst: ip(dst),
+                src: ip(src),
+            },
+            first: 1_710_113_416,
+            last: 1_710_199_999,
+            count: 18_446_744_073_709_551_615,
+        };
+        let cases = [
+            (
+                row(6, Some(22), "198.51.100.7", "203.0.113.9"),
+                r#"["TCP",22,"ssh","198.51.100.7","203.0.113.9",1710113416,1710199999,18446744073709551615"#,
+            ),
+            (
+                row(47, None, "2001:db8::1", "::ffff:10.0.0.1"),
+                r#"["GRE",null,null,"2001:db8::1","::ffff:10.0.0.1",1710113416,1710199999,18446744073709551615"#,
+            ),
+            (
+                row(17, Some(0), "0.0.0.0", "255.255.255.255"),
+                r#"["UDP",0,null,"0.0.0.0","255.255.255.255",1710113416,1710199999,18446744073709551615"#,
+            ),
+        ];
+        for (r, want) in cases {
+            let mut o = String::new();
+            row_json(&mut o, &r);
+            assert_eq!(o, want);
+        }
     }
 }
