@@ -13,7 +13,8 @@
 #   decode    src/decode/, smoltcp's wire views
 #   classify  src/classify/, src/addr.rs, src/proto.rs
 #   table     src/tables/attempts.rs and the hashing it does
-#   output    src/tables/row.rs, src/store/ (the sort, formatting and writing of the day files)
+#   output    src/tables/row.rs, src/store/, src/addr/text.rs, src/decimal.rs (the sort,
+#             formatting and writing of the day files)
 #   detectors src/detect/, src/alerts/ (scan detector, tool fingerprints)
 #   sensor    src/sensor.rs (the per-frame glue: lookahead ring, clock, counters)
 #   std/libc  library code inlined into functions of none of the above, memcpy/memset
@@ -48,12 +49,12 @@ callgrind_annotate --auto=no --threshold=100 "$work/cg.out" 2>/dev/null | awk -v
         else if (place ~ /src\/hash\.rs/) k = "table"
         else if (place ~ /src\/classify\// || place ~ /src\/addr\.rs/ || place ~ /src\/proto\.rs/) k = "classify"
         else if (place ~ /src\/tables\/attempts\.rs/ || place ~ /src\/tables\/prefetch\.rs/) k = "table"
-        else if (place ~ /src\/tables\/row\.rs/ || place ~ /src\/store\//) k = "output"
+        else if (place ~ /src\/tables\/row\.rs|src\/store\/|src\/addr\/text\.rs|src\/decimal\.rs/) k = "output"
         else if (place ~ /src\/detect\// || place ~ /src\/alerts\//) k = "detectors"
         else if (place ~ /src\/source\// || place ~ /src\/commands\/replay\.rs/) k = "reading"
         else if (place ~ /src\/sensor\.rs/) k = "sensor"
         else if (fn ~ /decode::/) k = "decode"
-        else if (fn ~ /row::|csv::|daily::|sort::/) k = "output"
+        else if (fn ~ /row::|csv::|daily::|sort::|addr::text::|decimal::/) k = "output"
         else if (fn ~ /scan::|fingerprint::/) k = "detectors"
         else if (fn ~ /attempts::/) k = "table"
         else if (fn ~ /replay::main|capfile::/) k = "reading"
