@@ -12,29 +12,31 @@ pub fn string(out: &mut String, s: &str) {
     for (i, &b) in s.as_bytes().iter().enumerate() {
         // `<`, `>` and `&` too, so a value can never close a script element if it lands in
         // one. Every byte escaped is ASCII, so the runs end on character boundaries.
+        // `None`: written as a `\u` escape.
         let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            b'<' | b'>' | b'&' => "",
-            _ if b < 0x20 => "",
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            b'<' | b'>' | b'&' => None,
+            _ if b < 0x20 => None,
             _ => continue,
         };
         out.push_str(&s[copied..i]);
         copied = i + 1;
-        if escape.is_empty() {
-            let _ = write!(out, "\\u{:04x}", b);
-        } else {
-            out.push_str(escape);
+        match escape {
+            Some(e) => out.push_str(e),
+            None => {
+                let _ = write!(out, "\\u{:04x}", b);
+            }
         }
     }
     out.push_str(&s[copied..]);
     out.push('"');
 }
 
-/// Appends `v` in decimal.
+/// Appends `v` in decimal (digits: ASCII, so the text check cannot fail).
 pub fn uint(out: &mut String, v: u64) {
     let mut buf = [0u8; 20];
     let n = crate::decimal::write(&mut buf, v);
@@ -49,7 +51,7 @@ pub fn int(out: &mut String, v: i64) {
     uint(out, v.unsigned_abs());
 }
 
-/// Appends an address as a JSON string.
+/// Appends an address as a JSON string (its text is ASCII, as `uint`'s).
 pub fn addr(out: &mut String, a: &crate::addr::Addr) {
     let mut buf = [0u8; crate::addr::text::ROOM];
     let n = crate::addr::text::write(&mut buf, a);
