@@ -44,7 +44,7 @@ pub fn five_digits(out: &mut [u8; 5], v: u32) {
 
 /// The two digits of `v` (below 100).
 #[inline]
-pub fn pair(v: u32) -> &'static [u8] {
+fn pair(v: u32) -> &'static [u8] {
     let d = v as usize * 2;
     &PAIRS[d..d + 2]
 }
