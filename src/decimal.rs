@@ -1,5 +1,6 @@
 //! Numbers as decimal text, by hand: day files, report answers and events write them by the
-//! million, and std's formatting machinery costs several times more.
+//! million (std's formatting machinery costs several times more), and day files are read
+//! back as often.
 
 /// Writes `v` in decimal at the start of `out` (room for 20 bytes), returning its length: two
 /// digits a step from the last, straight into `out` once the length is known (a buffer of its
@@ -54,6 +55,13 @@ const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
     4041424344454647484950515253545556575859\
     6061626364656667686970717273747576777879\
     8081828384858687888990919293949596979899";
+
+/// The value of a decimal digit.
+#[inline(always)]
+pub fn digit(c: u8) -> Option<u32> {
+    let d = c.wrapping_sub(b'0');
+    (d <= 9).then_some(d as u32)
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 //! addresses each, written and read by the million.
 
 use super::Addr;
+use crate::decimal;
 
 /// Room `write` needs at the start of its output: the longest text (39 bytes) and the
 /// four-byte stores that run past it.
@@ -124,13 +125,6 @@ fn hex(out: &mut [u8], v: u16) -> usize {
     digits
 }
 
-/// The value of a decimal digit.
-#[inline(always)]
-fn digit(c: u8) -> Option<u32> {
-    let d = c.wrapping_sub(b'0');
-    (d <= 9).then_some(d as u32)
-}
-
 /// Dotted-quad IPv4 without leading signs, spaces or zeros; `None` sends the text to std's
 /// parser. One pass over the bytes, an octet at a time: every row read has two addresses.
 pub fn parse_ipv4(b: &[u8]) -> Option<Addr> {
@@ -146,12 +140,12 @@ pub fn parse_ipv4(b: &[u8]) -> Option<Addr> {
             }
             at += 1;
         }
-        let mut v = digit(*b.get(at)?)?;
+        let mut v = decimal::digit(*b.get(at)?)?;
         at += 1;
         // A zero stands alone: a leading zero is refused (std refuses it too).
         if v != 0 {
             for _ in 0..2 {
-                match b.get(at).and_then(|&c| digit(c)) {
+                match b.get(at).and_then(|&c| decimal::digit(c)) {
                     Some(d) => {
                         v = v * 10 + d;
                         at += 1;

@@ -525,11 +525,7 @@ fn int<T: TryFrom<u64>>(b: &[u8]) -> Option<T> {
     if b.len() < 20 {
         // Nineteen digits fit a u64 whatever they are: no check per digit.
         for &c in b {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                return None;
-            }
-            v = v * 10 + d as u64;
+            v = v * 10 + decimal::digit(c)? as u64;
         }
     } else {
         for &c in b {
