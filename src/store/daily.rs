@@ -11,6 +11,7 @@
 //! and renamed over the old one, leaving one row per key in tsusen's order.
 
 use super::csv::{RowReader, RowWriter};
+use super::kway::Heads;
 use super::writeback::Writeback;
 use crate::faults;
 use crate::tables::{Key, Row, RowOrder};
@@ -128,6 +129,38 @@ enum Source<'a> {
         prev: Option<Key>,
     },
     Mem(std::slice::Iter<'a, Row>),
+}
+
+impl Source<'_> {
+    /// The next row, rows that are not rows reported (the first few) and counted in
+    /// `bad_rows`; `NotSorted` when the run goes backwards in `order`.
+    fn next(
+        &mut self,
+        order: &RowOrder,
+        bad_rows: &mut u64,
+    ) -> io::Result<Result<Option<Row>, NotSorted>> {
+        match self {
+            Source::Mem(it) => Ok(Ok(it.next().copied())),
+            Source::Run { reader, path, prev } => loop {
+                match reader.next_row().map_err(|e| context(path, e))? {
+                    None => return Ok(Ok(None)),
+                    Some(Err(b)) => {
+                        *bad_rows += 1;
+                        if *bad_rows <= BAD_ROW_REPORTS {
+                            log::warn!("{}:{}: passed over: {}", path.display(), b.line, b.why);
+                        }
+                    }
+                    Some(Ok(row)) => {
+                        if prev.is_some_and(|p| order.keys(&p, &row.key) == Ordering::Greater) {
+                            return Ok(Err(NotSorted));
+                        }
+                        *prev = Some(row.key);
+                        return Ok(Ok(Some(row)));
+                    }
+                }
+            },
+        }
+    }
 }
 
 pub struct DayFiles {
@@ -543,41 +576,44 @@ impl DayFiles {
         }
         let mut heads: Vec<Option<Row>> = Vec::with_capacity(sources.len());
         for s in sources.iter_mut() {
-            match self.next_of(s)? {
+            match s.next(&self.order, &mut self.bad_rows)? {
                 Ok(h) => heads.push(h),
                 Err(NotSorted) => return Ok(Err(NotSorted)),
             }
         }
         let mut out = self.create(to)?;
+        let order = &self.order;
+        let less = |heads: &[Option<Row>], a: usize, b: usize| match (&heads[a], &heads[b]) {
+            (Some(a), Some(b)) => order.keys(&a.key, &b.key) == Ordering::Less,
+            // Only sources with a head are in the heap.
+            _ => false,
+        };
+        let live = (0..heads.len()).filter(|&i| heads[i].is_some());
+        let mut least = Heads::new(live, |a, b| less(&heads, a, b));
         let mut n = 0u64;
-        loop {
-            let mut best: Option<usize> = None;
-            for (i, h) in heads.iter().enumerate() {
-                let Some(h) = h else { continue };
-                let better = match best.and_then(|b| heads[b].as_ref()) {
-                    None => true,
-                    Some(b) => self.order.keys(&h.key, &b.key) == Ordering::Less,
-                };
-                if better {
-                    best = Some(i);
+        while let Some(mut b) = least.least() {
+            let mut row = heads[b].take().expect("the heap holds sources with a head");
+            // Every head of the same key (from any source, or repeated within one) comes
+            // next, each after its source moved on.
+            loop {
+                match sources[b].next(&self.order, &mut self.bad_rows)? {
+                    Ok(h) => heads[b] = h,
+                    Err(NotSorted) => return Ok(Err(NotSorted)),
                 }
-            }
-            let Some(b) = best else { break };
-            let mut row = heads[b].take().expect("best points at a head");
-            for i in 0..sources.len() {
-                if i == b {
-                    match self.next_of(&mut sources[i])? {
-                        Ok(h) => heads[i] = h,
-                        Err(NotSorted) => return Ok(Err(NotSorted)),
+                if heads[b].is_some() {
+                    least.moved(|x, y| less(&heads, x, y));
+                } else {
+                    least.drained(|x, y| less(&heads, x, y));
+                }
+                let Some(s) = least.least() else { break };
+                match heads[s] {
+                    Some(h) if h.key == row.key => {
+                        row.merge(&h);
+                        heads[s] = None;
                     }
+                    _ => break,
                 }
-                while let Some(h) = heads[i].filter(|h| h.key == row.key) {
-                    row.merge(&h);
-                    match self.next_of(&mut sources[i])? {
-                        Ok(h) => heads[i] = h,
-                        Err(NotSorted) => return Ok(Err(NotSorted)),
-                    }
-                }
+                b = s;
             }
             out.row(&row).map_err(|e| context(to, e))?;
             n += 1;
@@ -599,31 +635,6 @@ impl DayFiles {
         }
         self.finish(out, to)?;
         Ok(n)
-    }
-
-    fn next_of(&mut self, s: &mut Source<'_>) -> io::Result<Result<Option<Row>, NotSorted>> {
-        match s {
-            Source::Mem(it) => Ok(Ok(it.next().copied())),
-            Source::Run { reader, path, prev } => loop {
-                match reader.next_row().map_err(|e| context(path, e))? {
-                    None => return Ok(Ok(None)),
-                    Some(Err(b)) => {
-                        self.bad_rows += 1;
-                        if self.bad_rows <= BAD_ROW_REPORTS {
-                            log::warn!("{}:{}: passed over: {}", path.display(), b.line, b.why);
-                        }
-                    }
-                    Some(Ok(row)) => {
-                        if prev.is_some_and(|p| self.order.keys(&p, &row.key) == Ordering::Greater)
-                        {
-                            return Ok(Err(NotSorted));
-                        }
-                        *prev = Some(row.key);
-                        return Ok(Ok(Some(row)));
-                    }
-                }
-            },
-        }
     }
 
     fn create(&mut self, path: &Path) -> io::Result<RowWriter<Writeback>> {
@@ -727,4 +738,84 @@ fn cut_partial_line(path: &Path, len: u64) -> io::Result<()> {
         pos -= n as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::Addr;
+    use std::collections::BTreeMap;
+
+    /// A compaction of many appended runs and rows from memory, keys repeated within and
+    /// across them, leaves one row per key in file order with the counts summed and the
+    /// times widened, whatever the number of runs.
+    #[test]
+    fn a_compaction_folds_every_run_into_one_row_per_key() {
+        let dir = std::env::temp_dir().join(format!("tsusen-daily-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let order = RowOrder::new();
+        let day = 19_800;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        // Forty batches of at most 20 rows stay under APPEND_FLOOR: all but the first append.
+        for runs in [1usize, 2, 7, 40] {
+            let mut files = DayFiles::open(&dir, 1000).unwrap();
+            let mut want: BTreeMap<(u8, Option<u16>, [u8; 4]), Row> = BTreeMap::new();
+            let mut batch = |files: &mut DayFiles, compact: bool| {
+                let mut rows: Vec<Row> = (0..rand(20) + 1)
+                    .map(|_| {
+                        let first = day * 86_400 + rand(86_400) as i64;
+                        let src = [203, 0, 113, rand(12) as u8];
+                        let port = [None, Some(22), Some(443)][rand(3) as usize];
+                        Row {
+                            key: Key {
+                                proto: [6, 17][rand(2) as usize],
+                                port,
+                                dst: Addr::v4([198, 51, 100, 7]),
+                                src: Addr::v4(src),
+                            },
+                            first,
+                            last: first + rand(86_400 - (first % 86_400) as u64) as i64,
+                            count: rand(5) + 1,
+                        }
+                    })
+                    .collect();
+                order.sort(&mut rows);
+                for r in &rows {
+                    let k = (
+                        r.key.proto,
+                        r.key.port,
+                        r.key.src.bytes()[..4].try_into().unwrap(),
+                    );
+                    want.entry(k).and_modify(|w| w.merge(r)).or_insert(*r);
+                }
+                files.write(day, &rows, compact).unwrap()
+            };
+            for _ in 0..runs {
+                batch(&mut files, false);
+            }
+            let layout = files.layouts.get(&day).unwrap().runs.len();
+            assert_eq!(
+                layout, runs,
+                "every batch after the first is appended as a run"
+            );
+            let n = batch(&mut files, true).expect("a compaction counts its rows");
+            let mut want: Vec<Row> = want.into_values().collect();
+            order.sort(&mut want);
+            let mut reader =
+                RowReader::new(io::BufReader::new(File::open(files.path(day)).unwrap()));
+            let mut got = Vec::new();
+            while let Some(r) = reader.next_row().unwrap() {
+                got.push(r.unwrap());
+            }
+            assert_eq!(got, want, "{runs} runs");
+            assert_eq!(n, want.len() as u64);
+            fs::remove_dir_all(&dir).unwrap();
+        }
+    }
 }

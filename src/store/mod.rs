@@ -2,6 +2,7 @@
 
 mod csv;
 mod daily;
+mod kway;
 pub mod snapshot;
 mod writeback;
 
