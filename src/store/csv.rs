@@ -293,9 +293,39 @@ const BYTE_ONES: u64 = 0x0101_0101_0101_0101;
 const BYTE_TOPS: u64 = 0x8080_8080_8080_8080;
 
 /// A bit for each of 64 bytes that is at most `"` (a space, a line end, a quote, a carriage
-/// return or another control): bit `j` for byte `j`.
+/// return or another control): bit `j` for byte `j`. On x86-64, sixteen bytes at a time with
+/// SSE2 (part of every x86-64): a quarter of the instructions of the word-at-a-time way,
+/// which the other boards take.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn low_mask(b: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{__m128i, _mm_set1_epi8};
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8};
+    let mut mask = 0;
+    // SAFETY: SSE2 is in the x86-64 baseline, so every build for this target has it; the
+    // loads are unaligned, of 16 bytes each, all within `b`.
+    unsafe {
+        let limit = _mm_set1_epi8(b'"' as i8);
+        for (j, chunk) in b.chunks_exact(16).enumerate() {
+            let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+            // A byte is at most the limit (unsigned) when the smaller of the two is the byte.
+            let at_most = _mm_cmpeq_epi8(_mm_min_epu8(v, limit), v);
+            mask |= (_mm_movemask_epi8(at_most) as u16 as u64) << (16 * j);
+        }
+    }
+    mask
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn low_mask(b: &[u8; 64]) -> u64 {
+    low_mask_words(b)
+}
+
+/// `low_mask` a word of eight bytes at a time, for any target.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline(always)]
+fn low_mask_words(b: &[u8; 64]) -> u64 {
     let mut mask = 0;
     for (j, word) in b.chunks_exact(8).enumerate() {
         let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
@@ -516,15 +546,21 @@ fn parse_row(f: &[&[u8]; 7], last: &mut LastProto) -> Result<Row, String> {
 }
 
 /// A plain unsigned decimal, at most 20 digits, that fits `T`.
-#[inline]
+#[inline(always)]
 fn int<T: TryFrom<u64>>(b: &[u8]) -> Option<T> {
     if b.is_empty() || b.len() > 20 {
         return None;
     }
     let mut v: u64 = 0;
     if b.len() < 20 {
-        // Nineteen digits fit a u64 whatever they are: no check per digit.
-        for &c in b {
+        // Nineteen digits fit a u64 whatever they are: no check per digit. The first eight of
+        // a longer number (a time) are read at once.
+        let mut rest = b;
+        if let Some((head, tail)) = b.split_first_chunk::<8>() {
+            v = decimal::eight(head)? as u64;
+            rest = tail;
+        }
+        for &c in rest {
             v = v * 10 + decimal::digit(c)? as u64;
         }
     } else {
@@ -787,6 +823,7 @@ mod tests {
                 .enumerate()
                 .fold(0u64, |m, (j, &c)| m | ((c <= b'"') as u64) << j);
             assert_eq!(low_mask(&b), want, "{b:?}");
+            assert_eq!(low_mask_words(&b), want, "{b:?}");
         }
     }
 
