@@ -143,7 +143,8 @@ pub fn hostname() -> String {
         .nodename
         .iter()
         .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
+        // c_char is i8 on x86-64 and u8 on the ARM boards.
+        .map(|&c| c.to_ne_bytes()[0])
         .filter(|c| c.is_ascii_graphic())
         .collect();
     if bytes.is_empty() {
