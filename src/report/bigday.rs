@@ -14,11 +14,9 @@
 use super::data::{self, Exact, Figures};
 use super::days;
 use super::query::Filter;
-use crate::proto::SortRank;
 use crate::store::RowReader;
-use crate::tables::{Row, RowOrder};
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use crate::tables::{merge as merge_rows, Row, RowOrder};
+use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
@@ -215,7 +213,6 @@ fn merge<S>(
     sink: &mut S,
     push: &mut impl FnMut(&mut S, &Row),
 ) -> io::Result<Result<(), NotSorted>> {
-    let rank = SortRank::new();
     let runs_n: usize = files.iter().map(|f| f.bounds.len() - 1).sum();
     let buffer = (READ_BUDGET / runs_n.max(1)).clamp(4096, 64 * 1024);
     let mut runs = Vec::with_capacity(runs_n);
@@ -237,52 +234,31 @@ fn merge<S>(
     // Sources: the runs, then the live slices.
     let mut live_rows: Vec<std::slice::Iter<'_, Row>> = live.iter().map(|l| l.iter()).collect();
     let n = runs.len();
-    let mut next_of =
-        |i: usize, runs: &mut Vec<Run>| -> io::Result<Result<Option<Row>, NotSorted>> {
-            if i < n {
-                runs[i].next(order)
-            } else {
-                Ok(Ok(live_rows[i - n].next().copied()))
-            }
-        };
-    let key = |r: &Row| data::sort_key(&rank, &r.key);
-    let mut heads: Vec<Option<Row>> = Vec::with_capacity(n + live.len());
-    let mut heap: BinaryHeap<Reverse<(data::SortKey, usize)>> = BinaryHeap::new();
-    for i in 0..n + live.len() {
-        let h = match next_of(i, &mut runs)? {
-            Ok(h) => h,
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Some(r) = &h {
-            heap.push(Reverse((key(r), i)));
+    let next = |i: usize| -> Result<Option<Row>, Stop> {
+        if i >= n {
+            return Ok(live_rows[i - n].next().copied());
         }
-        heads.push(h);
-    }
-    let mut pending: Option<Row> = None;
-    while let Some(Reverse((_, i))) = heap.pop() {
-        let row = heads[i].take().expect("a head in the heap");
-        match next_of(i, &mut runs)? {
-            Ok(Some(r)) => {
-                heap.push(Reverse((key(&r), i)));
-                heads[i] = Some(r);
-            }
-            Ok(None) => {}
-            Err(e) => return Ok(Err(e)),
+        match runs[i].next(order) {
+            Ok(Ok(row)) => Ok(row),
+            Ok(Err(e)) => Err(Stop::NotSorted(e)),
+            Err(e) => Err(Stop::Io(e)),
         }
-        // Rows of one key from several runs or days fold into one.
-        match pending.as_mut() {
-            Some(p) if p.key == row.key => p.merge(&row),
-            _ => {
-                if let Some(p) = pending.replace(row) {
-                    push(sink, &p);
-                }
-            }
-        }
+    };
+    let merged = merge_rows(order, n + live.len(), next, |row| {
+        push(sink, row);
+        Ok(())
+    });
+    match merged {
+        Ok(()) => Ok(Ok(())),
+        Err(Stop::NotSorted(e)) => Ok(Err(e)),
+        Err(Stop::Io(e)) => Err(e),
     }
-    if let Some(p) = pending {
-        push(sink, &p);
-    }
-    Ok(Ok(()))
+}
+
+/// Why a pass of the stream stopped short.
+enum Stop {
+    Io(io::Error),
+    NotSorted(NotSorted),
 }
 
 #[cfg(test)]
@@ -325,7 +301,7 @@ mod tests {
             })
             .collect();
         rows.sort_unstable_by(|a, b| order.keys(&a.key, &b.key));
-        merge(&[&rows], &SortRank::new())
+        merge(&[&rows], &RowOrder::new())
     }
 
     fn write(path: &Path, runs: &[&[Row]]) -> u64 {
@@ -361,13 +337,12 @@ mod tests {
     #[test]
     fn random_runs_stream_as_their_merge() {
         let order = RowOrder::new();
-        let rank = SortRank::new();
         let dir = std::env::temp_dir().join(format!("tsusen-bigday-r-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         // Sorted in file order, one row per key, as a run is.
         let sorted = |mut v: Vec<Row>| {
             v.sort_unstable_by(|a, b| order.keys(&a.key, &b.key));
-            merge(&[&v], &rank)
+            merge(&[&v], &order)
         };
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
         let mut rand = |n: u64| {
@@ -437,7 +412,7 @@ mod tests {
             }
             let parts: Vec<&[Row]> = all.iter().map(|v| v.as_slice()).collect();
             let rows = stream(&period, &order, Vec::new, |v, r| v.push(*r)).unwrap();
-            let want = merge(&parts, &rank);
+            let want = merge(&parts, &order);
             assert!(
                 rows == want,
                 "round {round}: {} rows, not {}",
@@ -451,7 +426,6 @@ mod tests {
     #[test]
     fn runs_and_live_rows_stream_into_the_figures_of_their_merge() {
         let order = RowOrder::new();
-        let rank = SortRank::new();
         let dir = std::env::temp_dir().join(format!("tsusen-bigday-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("2024-03-05.csv");
@@ -463,7 +437,7 @@ mod tests {
             part(4000..5000, base + 120, &order),
         );
         let live = part(4800..5600, base + 180, &order);
-        let all = merge(&[&a, &b, &c, &live], &rank);
+        let all = merge(&[&a, &b, &c, &live], &order);
         let none = Filter::default();
 
         // Compacted: one run.
@@ -489,7 +463,7 @@ mod tests {
         same(&s, &day_stats(all.iter().filter(|r| f.matches(r))));
 
         // A line being appended is left for the next read.
-        let cut = merge(&[&a, &b, &c[..c.len() - 1]], &rank);
+        let cut = merge(&[&a, &b, &c[..c.len() - 1]], &order);
         let s = figures(&day(&path, Some(len - 3), &[]), &order, &none, Exact::ALL).unwrap();
         same(&s, &day_stats(cut.iter()));
 
@@ -517,7 +491,7 @@ mod tests {
             day(&path, Some(len), &live),
         ];
         let rows = stream(&period, &order, Vec::new, |v, r| v.push(*r)).unwrap();
-        assert!(rows == merge(&[&before_rows, &a, &b, &c, &live], &rank));
+        assert!(rows == merge(&[&before_rows, &a, &b, &c, &live], &order));
 
         // Rows in no order at all (not a file of ours) are refused, not sorted in memory.
         let mut backwards = all.clone();

@@ -16,10 +16,9 @@ use super::live::LiveSummary;
 use super::query::Filter;
 use super::sketch::Distinct;
 use crate::addr::Addr;
-use crate::proto::SortRank;
-use crate::tables::{Key, Row, RowOrder};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use crate::tables::{merge as merge_rows, Row, RowOrder};
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -125,7 +124,6 @@ struct KeptStats {
 pub struct Data {
     dir: PathBuf,
     order: RowOrder,
-    rank: SortRank,
     /// Rows kept between requests, by the day cache and the kept period together.
     budget: usize,
     /// Rows one request may read, from files and live rows: its memory while it runs.
@@ -148,7 +146,6 @@ impl Data {
         Data {
             dir,
             order: RowOrder::new(),
-            rank: SortRank::new(),
             budget,
             request_rows,
             days: DayCache::new(budget),
@@ -244,7 +241,7 @@ impl Data {
             (Some(f), None) => f,
             (None, Some(l)) => l,
             (None, None) => Arc::new(Vec::new()),
-            (Some(f), Some(l)) => Arc::new(merge(&[&f, &l], &self.rank)),
+            (Some(f), Some(l)) => Arc::new(merge(&[&f, &l], &self.order)),
         })
     }
 
@@ -314,7 +311,7 @@ impl Data {
             parts.pop().expect("one part")
         } else {
             let slices: Vec<&[Row]> = parts.iter().map(|p| p.as_slice()).collect();
-            Arc::new(merge(&slices, &self.rank))
+            Arc::new(merge(&slices, &self.order))
         };
         drop(parts);
         // A day of files alone is the day cache's own vector: kept there, or too large.
@@ -443,36 +440,20 @@ impl FiguresStream {
     }
 }
 
-/// The position in file order, as one comparable value.
-pub(super) type SortKey = (u8, Option<u16>, Addr, Addr);
-
-#[inline]
-pub(super) fn sort_key(rank: &SortRank, k: &Key) -> SortKey {
-    (rank.of(k.proto), k.port, k.dst, k.src)
-}
-
 /// K-way merge of sources in file order (one row per key each) into one row per key.
-pub fn merge(sources: &[&[Row]], rank: &SortRank) -> Vec<Row> {
+pub fn merge(sources: &[&[Row]], order: &RowOrder) -> Vec<Row> {
     let total: usize = sources.iter().map(|s| s.len()).sum();
     let mut out: Vec<Row> = Vec::with_capacity(total);
     let mut pos = vec![0usize; sources.len()];
-    let mut heap: BinaryHeap<Reverse<(SortKey, usize)>> = BinaryHeap::new();
-    for (i, s) in sources.iter().enumerate() {
-        if let Some(r) = s.first() {
-            heap.push(Reverse((sort_key(rank, &r.key), i)));
-        }
-    }
-    while let Some(Reverse((_, i))) = heap.pop() {
-        let r = sources[i][pos[i]];
+    let next = |i: usize| {
         pos[i] += 1;
-        if let Some(next) = sources[i].get(pos[i]) {
-            heap.push(Reverse((sort_key(rank, &next.key), i)));
-        }
-        match out.last_mut() {
-            Some(last) if last.key == r.key => last.merge(&r),
-            _ => out.push(r),
-        }
-    }
+        Ok(sources[i].get(pos[i] - 1).copied())
+    };
+    let merged: Result<(), Infallible> = merge_rows(order, sources.len(), next, |row| {
+        out.push(*row);
+        Ok(())
+    });
+    let Ok(()) = merged;
     // Keys seen on many days leave the output far smaller than its sources: a kept period is
     // counted in rows, so it holds no more than its rows.
     out.shrink_to_fit();
@@ -661,6 +642,7 @@ fn fold_by_source(v: &mut Vec<(Addr, u64)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tables::Key;
 
     fn row(port: u16, src: u8, first: i64, count: u64) -> Row {
         Row {
@@ -853,10 +835,10 @@ mod tests {
 
     #[test]
     fn merges_per_key_over_days() {
-        let rank = SortRank::new();
+        let order = RowOrder::new();
         let a = [row(22, 1, 100, 2), row(22, 2, 100, 1), row(80, 1, 100, 1)];
         let b = [row(22, 2, 90_000, 4), row(443, 9, 90_000, 1)];
-        let m = merge(&[&a, &b], &rank);
+        let m = merge(&[&a, &b], &order);
         assert_eq!(m.len(), 4);
         assert_eq!(m[1].key.src, Addr::v4([203, 0, 113, 2]));
         assert_eq!((m[1].first, m[1].last, m[1].count), (100, 90_005, 5));

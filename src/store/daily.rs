@@ -11,10 +11,9 @@
 //! and renamed over the old one, leaving one row per key in tsusen's order.
 
 use super::csv::{RowReader, RowWriter};
-use super::kway::Heads;
 use super::writeback::Writeback;
 use crate::faults;
-use crate::tables::{Key, Row, RowOrder};
+use crate::tables::{merge, Key, Row, RowOrder};
 use chrono::NaiveDate;
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -131,19 +130,21 @@ enum Source<'a> {
     Mem(std::slice::Iter<'a, Row>),
 }
 
+/// Why a merge stopped short.
+enum Stop {
+    Io(io::Error),
+    NotSorted,
+}
+
 impl Source<'_> {
-    /// The next row, rows that are not rows reported (the first few) and counted in
-    /// `bad_rows`; `NotSorted` when the run goes backwards in `order`.
-    fn next(
-        &mut self,
-        order: &RowOrder,
-        bad_rows: &mut u64,
-    ) -> io::Result<Result<Option<Row>, NotSorted>> {
+    /// The next row. Lines that are not rows are reported (the first few) and counted in
+    /// `bad_rows`; a run that goes backwards in `order` is `NotSorted`.
+    fn next(&mut self, order: &RowOrder, bad_rows: &mut u64) -> Result<Option<Row>, Stop> {
         match self {
-            Source::Mem(it) => Ok(Ok(it.next().copied())),
+            Source::Mem(it) => Ok(it.next().copied()),
             Source::Run { reader, path, prev } => loop {
-                match reader.next_row().map_err(|e| context(path, e))? {
-                    None => return Ok(Ok(None)),
+                match reader.next_row().map_err(|e| Stop::Io(context(path, e)))? {
+                    None => return Ok(None),
                     Some(Err(b)) => {
                         *bad_rows += 1;
                         if *bad_rows <= BAD_ROW_REPORTS {
@@ -152,10 +153,10 @@ impl Source<'_> {
                     }
                     Some(Ok(row)) => {
                         if prev.is_some_and(|p| order.keys(&p, &row.key) == Ordering::Greater) {
-                            return Ok(Err(NotSorted));
+                            return Err(Stop::NotSorted);
                         }
                         *prev = Some(row.key);
-                        return Ok(Ok(Some(row)));
+                        return Ok(Some(row));
                     }
                 }
             },
@@ -574,49 +575,22 @@ impl DayFiles {
             // write them, folding neighbours of one key, without the k-way selection.
             return self.write_sorted(rows.as_slice(), to).map(Ok);
         }
-        let mut heads: Vec<Option<Row>> = Vec::with_capacity(sources.len());
-        for s in sources.iter_mut() {
-            match s.next(&self.order, &mut self.bad_rows)? {
-                Ok(h) => heads.push(h),
-                Err(NotSorted) => return Ok(Err(NotSorted)),
-            }
-        }
         let mut out = self.create(to)?;
-        let order = &self.order;
-        let less = |heads: &[Option<Row>], a: usize, b: usize| match (&heads[a], &heads[b]) {
-            (Some(a), Some(b)) => order.keys(&a.key, &b.key) == Ordering::Less,
-            // Only sources with a head are in the heap.
-            _ => false,
-        };
-        let live = (0..heads.len()).filter(|&i| heads[i].is_some());
-        let mut least = Heads::new(live, |a, b| less(&heads, a, b));
         let mut n = 0u64;
-        while let Some(mut b) = least.least() {
-            let mut row = heads[b].take().expect("the heap holds sources with a head");
-            // Every head of the same key (from any source, or repeated within one) comes
-            // next, each after its source moved on.
-            loop {
-                match sources[b].next(&self.order, &mut self.bad_rows)? {
-                    Ok(h) => heads[b] = h,
-                    Err(NotSorted) => return Ok(Err(NotSorted)),
-                }
-                if heads[b].is_some() {
-                    least.moved(|x, y| less(&heads, x, y));
-                } else {
-                    least.drained(|x, y| less(&heads, x, y));
-                }
-                let Some(s) = least.least() else { break };
-                match heads[s] {
-                    Some(h) if h.key == row.key => {
-                        row.merge(&h);
-                        heads[s] = None;
-                    }
-                    _ => break,
-                }
-                b = s;
-            }
-            out.row(&row).map_err(|e| context(to, e))?;
-            n += 1;
+        let (order, bad_rows) = (&self.order, &mut self.bad_rows);
+        let merged = merge(
+            order,
+            sources.len(),
+            |i| sources[i].next(order, bad_rows),
+            |row| {
+                n += 1;
+                out.row(row).map_err(|e| Stop::Io(context(to, e)))
+            },
+        );
+        match merged {
+            Ok(()) => {}
+            Err(Stop::NotSorted) => return Ok(Err(NotSorted)),
+            Err(Stop::Io(e)) => return Err(e),
         }
         self.finish(out, to)?;
         Ok(Ok(n))

@@ -2,7 +2,6 @@
 
 mod csv;
 mod daily;
-mod kway;
 pub mod snapshot;
 mod writeback;
 
