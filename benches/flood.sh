@@ -164,7 +164,7 @@ live_conf() { # profile
 }
 
 live_flood() { # binary profile goal-MiB
-    local b=$1 prof=$2 goal=$3 pid sampler attempts total hwm
+    local b=$1 prof=$2 goal=$3 pid sampler attempts total hwm drops sent
     live_conf "$prof"
     rm -rf "$work/live" "$work/state.bin" "$work/events.jsonl"
     mkdir -p "$work/live"
@@ -187,13 +187,17 @@ live_flood() { # binary profile goal-MiB
     sleep 2
     # The kernel's peak, before the final flush and compaction of shutdown.
     hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+    sent=$(awk '/packets transmitted/ { print $1 }' "$work/hping.err")
     kill -TERM "$pid"
     wait "$pid" || true
     wait "$sampler" || true
     grep -h "stopped:" "$work/live.err" || true
     attempts=$(sed -n 's/.*stopped: packets [0-9]*, attempts \([0-9]*\),.*/\1/p' "$work/live.err")
+    # Frames the kernel dropped for the sensor while it was busy (a flush, a compaction), from
+    # its last line: asking /metrics would have it copy its table for the report.
+    drops=$(sed -n 's/.*stopped: .*, kernel drops \([0-9]*\).*/\1/p' "$work/live.err")
     total=$(csv_total "$work/live")
-    echo "live flood, hping3 --flood --rand-source $mode for $live_seconds s, $prof profile, detectors on: attempts $attempts, CSV total $total, events in the file $(wc -l <"$work/events.jsonl")"
+    echo "live flood, hping3 --flood --rand-source $mode for $live_seconds s, $prof profile, detectors on: sent ${sent:-?}, kernel drops ${drops:-?}, attempts $attempts, CSV total $total, events in the file $(wc -l <"$work/events.jsonl")"
     report "live flood" "$work/rss-live"
     awk -v h="$hwm" -v g="$goal" 'BEGIN { printf "live flood: kernel peak (VmHWM) %.1f MiB; goal at most %d MiB: %s\n",
         h / 1024, g, (h <= g * 1024) ? "met" : "NOT met" }'

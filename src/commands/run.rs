@@ -342,8 +342,12 @@ pub fn main(args: Vec<String>) -> ExitCode {
         h.join();
     }
     let st = sensor.stats;
+    // The kernel's drops in all, where the capture counts them: frames never counted.
+    let drops = capture
+        .drops()
+        .map_or(String::new(), |d| format!(", kernel drops {}", d.dropped));
     log::info!(
-        "stopped: packets {}, attempts {}, malformed {}, rows {}",
+        "stopped: packets {}, attempts {}, malformed {}, rows {}{drops}",
         st.packets,
         st.attempts,
         st.malformed,
