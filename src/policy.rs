@@ -43,6 +43,10 @@ pub const REPORT_REQUEST_ROWS: usize = 8 << 20;
 /// flooded period takes seconds of CPU (minutes on a router), and it must yield to capture.
 pub const REPORT_NICE: libc::c_int = 10;
 
+/// Nice value of the thread that compacts a growing day file while capture goes on: on a
+/// router's one core, the capture must come first.
+pub const COMPACT_NICE: libc::c_int = 10;
+
 /// Address and port of the report page (as the original tsusen).
 pub const HTTP_ADDRESS: &str = "0.0.0.0";
 pub const HTTP_PORT: u16 = 8339;

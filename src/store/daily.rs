@@ -174,6 +174,31 @@ pub struct DayFiles {
     pub bytes_written: u64,
     /// Lines of existing files that could not be read as rows (reported and passed over).
     pub bad_rows: u64,
+    /// Whether a growing day file is compacted by a helper thread (the sensor's files) or by
+    /// the caller (a second writer's).
+    helped: bool,
+    helper: Option<Helper>,
+}
+
+/// A compaction of a day file's runs, up to the file's length when it began, on a thread of
+/// its own while the sensor goes on appending: a flooded day's file grows by a run at every
+/// early flush, and compacting it on the capture thread stalled capture for as long as it
+/// took to read and rewrite the day, while the kernel dropped what came.
+struct Helper {
+    day: i64,
+    /// The file as the helper found it.
+    len: u64,
+    ino: u64,
+    tmp: PathBuf,
+    done: std::thread::JoinHandle<io::Result<Helped>>,
+}
+
+/// What a helper made: the merged file's length (`None`: the file was not in order, for the
+/// next compaction to sort), and its counts.
+struct Helped {
+    merged: Option<u64>,
+    bytes_written: u64,
+    bad_rows: u64,
 }
 
 fn context(path: &Path, e: io::Error) -> io::Error {
@@ -183,7 +208,8 @@ fn context(path: &Path, e: io::Error) -> io::Error {
 impl DayFiles {
     /// Opens (creating) the log directory and clears temporary files a power cut left behind.
     pub fn open(dir: &Path, sort_chunk: usize) -> io::Result<DayFiles> {
-        let files = DayFiles::attach(dir, sort_chunk)?;
+        let mut files = DayFiles::attach(dir, sort_chunk)?;
+        files.helped = true;
         for entry in fs::read_dir(dir).map_err(|e| context(dir, e))? {
             let entry = entry.map_err(|e| context(dir, e))?;
             let name = entry.file_name();
@@ -206,6 +232,8 @@ impl DayFiles {
             layouts: HashMap::new(),
             bytes_written: 0,
             bad_rows: 0,
+            helped: false,
+            helper: None,
         })
     }
 
@@ -232,27 +260,177 @@ impl DayFiles {
             .join(format!(".{}.{what}.tmp", name.unwrap_or_default()))
     }
 
-    /// Writes one day's rows (in file order). A periodic flush appends them as a run unless the
-    /// runs have outgrown the base; `compact` (day end, shutdown) always leaves one sorted row
-    /// per key. Returns the file's rows after a compaction, `None` after an append.
+    /// Writes one day's rows (in file order). A periodic flush appends them as a run; once the
+    /// runs have outgrown the base, the sensor's files have a helper thread compact them while
+    /// appends go on, and other writers compact them at once. `compact` (day end, shutdown)
+    /// always leaves one sorted row per key. Returns the file's rows after a compaction,
+    /// `None` after an append.
     pub fn write(&mut self, day: i64, rows: &[Row], compact: bool) -> io::Result<Option<u64>> {
         let _lock = self.lock()?;
-        let append = match self.layouts.get(&day) {
-            Some(l) => {
-                !compact && l.len - l.base < l.base.max(APPEND_FLOOR) && l.runs.len() < MAX_RUNS
-            }
-            None => false,
+        let full = self
+            .layouts
+            .get(&day)
+            .is_some_and(|l| l.runs.len() >= MAX_RUNS);
+        // A file with all the runs it may hold waits for the helper's merge, if one runs.
+        self.join_helper(full)?;
+        let (room, grown) = match self.layouts.get(&day) {
+            Some(l) => (
+                l.runs.len() < MAX_RUNS,
+                l.len - l.base >= l.base.max(APPEND_FLOOR),
+            ),
+            None => (false, true),
         };
         // An append that finds the file changed under us falls back to compaction.
-        if append && (rows.is_empty() || self.append(day, rows)?) {
+        if !compact
+            && room
+            && (!grown || self.helped)
+            && (rows.is_empty() || self.append(day, rows)?)
+        {
+            if grown && self.helper.is_none() {
+                self.start_helper(day);
+            }
             return Ok(None);
         }
+        self.join_helper(true)?;
         self.compact(day, rows).map(Some)
+    }
+
+    /// Sets a helper compacting the day's runs as they are now (see `Helper`); on failure the
+    /// next flush tries again, or compacts itself once the runs are MAX_RUNS.
+    fn start_helper(&mut self, day: i64) {
+        let Some(l) = self.layouts.get(&day) else {
+            return;
+        };
+        let (path, tmp) = (self.path(day), self.temp_path(day, "helper"));
+        let (starts, len, ino) = (l.runs.clone(), l.len, l.ino);
+        let (dir, sort_chunk, to) = (self.dir.clone(), self.sort_chunk, tmp.clone());
+        let job = move || -> io::Result<Helped> {
+            // SAFETY: setpriority on the calling thread (Linux: 0 names it); no memory passed.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, crate::policy::COMPACT_NICE) };
+            let mut files = DayFiles::attach(&dir, sort_chunk)?;
+            let sources = files.file_sources(&path, &starts, len)?;
+            let merged = match files.merge_into(sources, &to)? {
+                Ok(_) => Some(fs::metadata(&to).map_err(|e| context(&to, e))?.len()),
+                Err(NotSorted) => None,
+            };
+            Ok(Helped {
+                merged,
+                bytes_written: files.bytes_written,
+                bad_rows: files.bad_rows,
+            })
+        };
+        match std::thread::Builder::new()
+            .name("tsusen-compact".into())
+            .spawn(job)
+        {
+            Ok(done) => {
+                self.helper = Some(Helper {
+                    day,
+                    len,
+                    ino,
+                    tmp,
+                    done,
+                })
+            }
+            Err(e) => log::warn!("{}: no thread to compact it: {e}", self.path(day).display()),
+        }
+    }
+
+    /// Takes in the helper's work once it is done (waiting for it when `wait`): its merge,
+    /// followed by the runs appended since, renamed over the day's file. A file changed under
+    /// us meanwhile (a PUT), or a helper that failed, leaves the file as it is for the next
+    /// compaction. Called under the directory's lock.
+    fn join_helper(&mut self, wait: bool) -> io::Result<()> {
+        match &self.helper {
+            Some(h) if wait || h.done.is_finished() => {}
+            _ => return Ok(()),
+        }
+        let h = self.helper.take().expect("matched above");
+        let done = h
+            .done
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the compaction thread panicked")));
+        let taken = match done {
+            Ok(done) => {
+                self.bytes_written += done.bytes_written;
+                self.bad_rows += done.bad_rows;
+                match done.merged {
+                    Some(merged) => self.take_merge(h.day, h.len, h.ino, merged, &h.tmp),
+                    None => {
+                        // Out of order: the next flush compacts it itself, sorting it.
+                        self.layouts.remove(&h.day);
+                        Ok(false)
+                    }
+                }
+            }
+            Err(e) => {
+                log::warn!(
+                    "{}: compacting it beside the capture: {e}",
+                    self.path(h.day).display()
+                );
+                Ok(false)
+            }
+        };
+        if !matches!(taken, Ok(true)) {
+            let _ = fs::remove_file(&h.tmp);
+        }
+        taken.map(|_| ())
+    }
+
+    /// `join_helper`'s renaming: true when the merge took the file's place.
+    fn take_merge(
+        &mut self,
+        day: i64,
+        len: u64,
+        ino: u64,
+        merged: u64,
+        tmp: &Path,
+    ) -> io::Result<bool> {
+        let path = self.path(day);
+        let Some(l) = self.layouts.get(&day).cloned() else {
+            return Ok(false);
+        };
+        let m = fs::metadata(&path).map_err(|e| context(&path, e))?;
+        if l.ino != ino || m.ino() != ino || m.len() != l.len || l.len < len {
+            return Ok(false);
+        }
+        let mut from = File::open(&path).map_err(|e| context(&path, e))?;
+        from.seek(SeekFrom::Start(len))
+            .map_err(|e| context(&path, e))?;
+        let mut to = OpenOptions::new()
+            .append(true)
+            .open(tmp)
+            .map_err(|e| context(tmp, e))?;
+        let tail = io::copy(&mut from.take(l.len - len), &mut to).map_err(|e| context(tmp, e))?;
+        to.sync_all().map_err(|e| context(tmp, e))?;
+        self.bytes_written += tail;
+        self.rename_synced(tmp, &path)?;
+        let m = fs::metadata(&path).map_err(|e| context(&path, e))?;
+        // The runs appended since follow the merged one, moved by the bytes it saved.
+        let runs = std::iter::once(0)
+            .chain(
+                l.runs
+                    .iter()
+                    .filter(|&&r| r >= len)
+                    .map(|&r| r - len + merged),
+            )
+            .collect();
+        self.layouts.insert(
+            day,
+            Layout {
+                runs,
+                len: m.len(),
+                base: merged,
+                ino: m.ino(),
+            },
+        );
+        Ok(true)
     }
 
     /// Compacts every day file with appended runs for which `due` says so.
     pub fn compact_days(&mut self, due: impl Fn(i64) -> bool) -> io::Result<Vec<(i64, u64)>> {
         let _lock = self.lock()?;
+        self.join_helper(true)?;
         let mut days: Vec<i64> = self
             .layouts
             .iter()
@@ -331,15 +509,10 @@ impl DayFiles {
     fn compact(&mut self, day: i64, extra: &[Row]) -> io::Result<u64> {
         let path = self.path(day);
         let tmp = self.temp_path(day, "merge");
-        let runs = self.runs_now(day, &path)?;
-        let mut sources = Vec::new();
-        if let Some((starts, len)) = &runs {
-            let buffer = read_buffer(starts.len());
-            for (i, &start) in starts.iter().enumerate() {
-                let end = starts.get(i + 1).copied().unwrap_or(*len);
-                sources.push(self.run_source(&path, start, end, buffer)?);
-            }
-        }
+        let mut sources = match self.runs_now(day, &path)? {
+            Some((starts, len)) => self.file_sources(&path, &starts, len)?,
+            None => Vec::new(),
+        };
         sources.push(Source::Mem(extra.iter()));
         let n = match self.merge_into(sources, &tmp) {
             Ok(Ok(n)) => n,
@@ -358,6 +531,22 @@ impl DayFiles {
         };
         self.install(day, &tmp, &path)?;
         Ok(n)
+    }
+
+    /// The runs of the file at `path` that start at `starts`, up to `len`, as sources.
+    fn file_sources(
+        &self,
+        path: &Path,
+        starts: &[u64],
+        len: u64,
+    ) -> io::Result<Vec<Source<'static>>> {
+        let buffer = read_buffer(starts.len());
+        let ends = starts.iter().skip(1).copied().chain(std::iter::once(len));
+        starts
+            .iter()
+            .zip(ends)
+            .map(|(&start, end)| self.run_source(path, start, end, buffer))
+            .collect()
     }
 
     /// Renames a merged file over the day's file and records it as one sorted run.
@@ -791,5 +980,124 @@ mod tests {
             assert_eq!(n, want.len() as u64);
             fs::remove_dir_all(&dir).unwrap();
         }
+    }
+
+    /// Reads the rows of bytes `start..end` of a day file.
+    fn run_rows(path: &Path, start: u64, end: u64) -> Vec<Row> {
+        let mut f = File::open(path).unwrap();
+        f.seek(SeekFrom::Start(start)).unwrap();
+        let mut reader = RowReader::new(io::BufReader::new(f.take(end - start)));
+        let mut rows = Vec::new();
+        while let Some(r) = reader.next_row().unwrap() {
+            rows.push(r.unwrap());
+        }
+        rows
+    }
+
+    /// A file that outgrows its base is compacted by a helper while runs go on being appended:
+    /// once its merge is taken in, the file is that merge followed by the runs appended since,
+    /// each run in order, and all of them together hold every row written; the day's end
+    /// leaves one row per key.
+    #[test]
+    fn a_helper_compacts_while_runs_are_appended() {
+        let dir = std::env::temp_dir().join(format!("tsusen-helper-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let order = RowOrder::new();
+        let day = 19_800;
+        let mut seed = 0x853c_49e6_748f_ea9bu64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut files = DayFiles::open(&dir, 1000).unwrap();
+        let path = files.path(day);
+        let mut written: Vec<Row> = Vec::new();
+        let mut batch = || {
+            let mut rows: Vec<Row> = (0..3000)
+                .map(|_| {
+                    let first = day * 86_400 + rand(86_400) as i64;
+                    Row {
+                        key: Key {
+                            proto: 6,
+                            port: Some([22, 23, 445][rand(3) as usize]),
+                            dst: Addr::v4([198, 51, 100, 7]),
+                            src: Addr::v4([203, 0, rand(40) as u8, rand(256) as u8]),
+                        },
+                        first,
+                        last: first,
+                        count: 1,
+                    }
+                })
+                .collect();
+            order.sort(&mut rows);
+            rows.dedup_by(|b, a| {
+                let same = a.key == b.key;
+                if same {
+                    a.merge(b);
+                }
+                same
+            });
+            rows
+        };
+        // The base, then runs until they outgrow it and a helper is set to work.
+        let mut batches = 0;
+        while files.helper.is_none() {
+            let rows = batch();
+            files.write(day, &rows, false).unwrap();
+            written.extend_from_slice(&rows);
+            batches += 1;
+            assert!(batches < 10, "no helper was set to work");
+        }
+        let before = files.layouts.get(&day).unwrap().clone();
+        // Two more runs while it works (whether or not it is done: it is taken in below).
+        for _ in 0..2 {
+            let rows = batch();
+            assert!(files.append(day, &rows).unwrap());
+            written.extend_from_slice(&rows);
+        }
+        files.join_helper(true).unwrap();
+        let l = files.layouts.get(&day).unwrap().clone();
+        assert_eq!(
+            l.runs.len(),
+            3,
+            "the merge and the two runs after it: {before:?} {l:?}"
+        );
+        assert!(l.base > before.base, "{before:?} {l:?}");
+        assert_eq!(fs::metadata(&path).unwrap().len(), l.len);
+        // Each run in order; together, every row written.
+        let fold = |rows: &mut Vec<Row>| {
+            order.sort(rows);
+            rows.dedup_by(|b, a| {
+                let same = a.key == b.key;
+                if same {
+                    a.merge(b);
+                }
+                same
+            });
+        };
+        let mut all = Vec::new();
+        for (i, &start) in l.runs.iter().enumerate() {
+            let end = l.runs.get(i + 1).copied().unwrap_or(l.len);
+            let run = run_rows(&path, start, end);
+            assert!(!run.is_empty(), "run {i} at {start}");
+            assert!(
+                run.windows(2)
+                    .all(|w| order.keys(&w[0].key, &w[1].key) == Ordering::Less),
+                "run {i} at {start} out of order"
+            );
+            all.extend(run);
+        }
+        fold(&mut all);
+        fold(&mut written);
+        assert_eq!(all, written);
+        let n = files.write(day, &[], true).unwrap();
+        assert_eq!(n, Some(written.len() as u64));
+        assert_eq!(
+            run_rows(&path, 0, fs::metadata(&path).unwrap().len()),
+            written
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
