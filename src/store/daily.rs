@@ -8,7 +8,9 @@
 //! base or reach MAX_RUNS, and always when a day ends or the sensor stops, the runs are
 //! compacted (with read buffers of a fixed budget shared by the runs): one streaming
 //! k-way merge (the file may be far larger than memory) into a temporary file that is synced
-//! and renamed over the old one, leaving one row per key in tsusen's order.
+//! and renamed over the old one, leaving one row per key in tsusen's order. The sensor has a
+//! helper thread do the compaction of a file that outgrew its base (see `Helper`), so that
+//! capture never waits on it.
 
 use super::csv::{RowReader, RowWriter};
 use super::writeback::Writeback;
