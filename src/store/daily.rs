@@ -69,7 +69,8 @@ struct Layout {
     runs: Vec<u64>,
     /// File length after the last write.
     len: u64,
-    /// Length of the compacted base, the first run.
+    /// Length of the compacted base, the first run, and of the runs a helper's merge found
+    /// appended after it (see `take_merge`): what is appended past it makes the file grow.
     base: u64,
     /// The file's inode: another writer (a PUT merge) renames a new file in, which may have
     /// the very same length, and our run offsets mean nothing in it.
@@ -408,7 +409,9 @@ impl DayFiles {
         self.bytes_written += tail;
         self.rename_synced(tmp, &path)?;
         let m = fs::metadata(&path).map_err(|e| context(&path, e))?;
-        // The runs appended since follow the merged one, moved by the bytes it saved.
+        // The runs appended since follow the merged one, moved by the bytes it saved. They
+        // count with the base for when the file has outgrown it again: the next compaction
+        // waits until what is appended doubles the file, as after any other.
         let runs = std::iter::once(0)
             .chain(
                 l.runs
@@ -422,7 +425,7 @@ impl DayFiles {
             Layout {
                 runs,
                 len: m.len(),
-                base: merged,
+                base: m.len(),
                 ino: m.ino(),
             },
         );
@@ -1066,7 +1069,7 @@ mod tests {
             3,
             "the merge and the two runs after it: {before:?} {l:?}"
         );
-        assert!(l.base > before.base, "{before:?} {l:?}");
+        assert!(l.base == l.len && l.runs[1] > before.base, "{before:?} {l:?}");
         assert_eq!(fs::metadata(&path).unwrap().len(), l.len);
         // Each run in order; together, every row written.
         let fold = |rows: &mut Vec<Row>| {
