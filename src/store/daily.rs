@@ -1069,7 +1069,10 @@ mod tests {
             3,
             "the merge and the two runs after it: {before:?} {l:?}"
         );
-        assert!(l.base == l.len && l.runs[1] > before.base, "{before:?} {l:?}");
+        assert!(
+            l.base == l.len && l.runs[1] > before.base,
+            "{before:?} {l:?}"
+        );
         assert_eq!(fs::metadata(&path).unwrap().len(), l.len);
         // Each run in order; together, every row written.
         let fold = |rows: &mut Vec<Row>| {
