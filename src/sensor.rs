@@ -547,13 +547,19 @@ impl Sensor {
         ok
     }
 
-    /// Today as it is now, for the report: the rows not yet in the files and the counters.
-    /// Copies the table, so it is taken once a second at most and only when someone looks.
-    pub fn live_summary(&self, started: i64, interface: &str) -> LiveSummary {
+    /// Today as it is now, for the report: the counters and, `with_rows`, the rows not yet in
+    /// the files. The rows are a copy of the table, so they are taken once a second at most,
+    /// and only when someone looks at today's rows rather than the counters.
+    pub fn live_summary(&self, started: i64, interface: &str, with_rows: bool) -> LiveSummary {
+        let rows = match with_rows {
+            true => self.table.rows().to_vec(),
+            false => Vec::new(),
+        };
         let mut l = LiveSummary {
             at: self.now.unwrap_or(0),
             started,
-            rows: self.table.rows().to_vec(),
+            rows,
+            counters_only: !with_rows,
             stats: self.stats,
             table_rows: self.table.len(),
             table_capacity: self.table.capacity(),

@@ -261,7 +261,7 @@ fn the_sensor_publishes_the_fingerprinters_labels() {
     }
     // Frames wait a few places before their count: take them all in first.
     sensor.drain();
-    let live = sensor.live_summary(1_700_000_000, "test");
+    let live = sensor.live_summary(1_700_000_000, "test", true);
     assert_eq!(
         live.tools,
         vec![(Addr::v4([203, 0, 113, 66]), "mirai".to_string())]

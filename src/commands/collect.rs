@@ -315,7 +315,9 @@ pub fn main(args: Vec<String>) -> ExitCode {
         sensor.advance(now);
         input.release(&mut sensor, now);
         if now != published.0 && (sensor.stats.flushes != published.1 || live.wanted()) {
-            let mut l = sensor.live_summary(now, &interface);
+            // Right after a flush the table holds little: its rows go along whoever asked.
+            let with_rows = sensor.stats.flushes != published.1 || live.rows_wanted();
+            let mut l = sensor.live_summary(now, &interface, with_rows);
             l.netflow = input.pairs();
             report::publish(&live, l);
             published = (now, sensor.stats.flushes);

@@ -267,7 +267,9 @@ pub fn main(args: Vec<String>) -> ExitCode {
                     drops_logged = d;
                 }
             }
-            let mut summary = sensor.live_summary(started, &iface);
+            // Right after a flush the table holds little: its rows go along whoever asked.
+            let with_rows = flushed || live.rows_wanted();
+            let mut summary = sensor.live_summary(started, &iface, with_rows);
             summary.capture_drops = drops;
             if let Some(f) = flows {
                 summary.netflow = f.pairs();

@@ -212,7 +212,7 @@ impl Report {
     /// Waits for fresh live figures first (never while holding the data lock), then takes the
     /// lock.
     fn data_and_snapshot(&self) -> Result<(std::sync::MutexGuard<'_, Data>, Snapshot), Refusal> {
-        let live = self.live.fresh(LIVE_WAIT);
+        let live = self.live.fresh(LIVE_WAIT, true);
         let mut data = self.data();
         let snap = data.snapshot(live)?;
         Ok((data, snap))

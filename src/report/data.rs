@@ -178,6 +178,9 @@ impl Data {
             .collect();
         let live_days = match &self.live {
             Some((g, l, d)) if *g == live.generation && *l == lens_now => d.clone(),
+            // Counters alone (the sensor did not bring its rows in time): the rows last seen
+            // stand, rather than none.
+            Some((_, _, d)) if live.counters_only => d.clone(),
             _ => {
                 let mut by_day: BTreeMap<i64, Vec<Row>> = BTreeMap::new();
                 for r in &live.rows {

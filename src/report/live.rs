@@ -22,8 +22,12 @@ pub struct LiveSummary {
     /// When the sensor started (Unix seconds).
     pub started: i64,
     /// Rows counted since the last flush, of any day (at midnight the table briefly holds
-    /// yesterday's too): what the files do not hold yet. Order does not matter.
+    /// yesterday's too): what the files do not hold yet. Order does not matter. Empty when
+    /// `counters_only`.
     pub rows: Vec<Row>,
+    /// Published for the counters alone (a look at /metrics or /api/status): `rows` is empty
+    /// rather than a copy of up to the whole table.
+    pub counters_only: bool,
     pub stats: Stats,
     pub table_rows: usize,
     pub table_capacity: usize,
@@ -90,6 +94,8 @@ struct Shared {
     published: Condvar,
     /// A reader wanted fresher figures than it found.
     wanted: AtomicBool,
+    /// That reader wanted the rows too.
+    rows_wanted: AtomicBool,
 }
 
 /// A cheap, clonable handle on the latest `LiveSummary`.
@@ -115,6 +121,7 @@ impl LiveHandle {
             }),
             published: Condvar::new(),
             wanted: AtomicBool::new(false),
+            rows_wanted: AtomicBool::new(false),
         }))
     }
 
@@ -130,7 +137,13 @@ impl LiveHandle {
         if !self.0.wanted.load(Ordering::Relaxed) {
             return false;
         }
-        self.lock().published.elapsed() >= FRESH
+        let current = self.lock();
+        current.published.elapsed() >= FRESH || self.rows_wanted() && current.summary.counters_only
+    }
+
+    /// For the sensor, when `wanted`: whether to copy its table into the summary.
+    pub fn rows_wanted(&self) -> bool {
+        self.0.rows_wanted.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
@@ -138,12 +151,14 @@ impl LiveHandle {
     }
 
     /// The current summary, after asking a live sensor for a fresher one and waiting for it up
-    /// to `wait` when the one held is older than `FRESH`. Without a sensor, or when the sensor
-    /// has not answered an earlier request within `wait` (busy flushing, or stopped), returns
-    /// what it has at once, so a stalled sensor never stalls the page.
-    pub fn fresh(&self, wait: Duration) -> Arc<LiveSummary> {
+    /// to `wait` when the one held is older than `FRESH`, or has no rows and `rows` are
+    /// wanted. Without a sensor, or when the sensor has not answered an earlier request within
+    /// `wait` (busy flushing, or stopped), returns what it has at once, so a stalled sensor
+    /// never stalls the page.
+    pub fn fresh(&self, wait: Duration, rows: bool) -> Arc<LiveSummary> {
         let mut guard = self.lock();
-        if guard.summary.generation == 0 || guard.published.elapsed() < FRESH {
+        let stale = |c: &Current| c.published.elapsed() >= FRESH || rows && c.summary.counters_only;
+        if guard.summary.generation == 0 || !stale(&guard) {
             return guard.summary.clone();
         }
         let asked = *guard.asked.get_or_insert_with(Instant::now);
@@ -151,12 +166,17 @@ impl LiveHandle {
         if left.is_zero() {
             return guard.summary.clone();
         }
+        if rows {
+            self.0.rows_wanted.store(true, Ordering::Relaxed);
+        }
         self.0.wanted.store(true, Ordering::Relaxed);
         let gen = guard.summary.generation;
         let (guard, _) = self
             .0
             .published
-            .wait_timeout_while(guard, left, |c| c.summary.generation == gen)
+            .wait_timeout_while(guard, left, |c| {
+                c.summary.generation == gen || rows && c.summary.counters_only
+            })
             .unwrap_or_else(|p| p.into_inner());
         guard.summary.clone()
     }
@@ -172,7 +192,14 @@ pub fn publish(handle: &LiveHandle, mut summary: LiveSummary) {
         published: Instant::now(),
         asked: None,
     };
-    handle.0.wanted.store(false, Ordering::Relaxed);
+    // A request for rows that came while these counters were taken stays asked.
+    if !guard.summary.counters_only {
+        handle.0.rows_wanted.store(false, Ordering::Relaxed);
+    }
+    handle
+        .0
+        .wanted
+        .store(handle.rows_wanted(), Ordering::Relaxed);
     drop(guard);
     handle.0.published.notify_all();
 }
@@ -187,7 +214,7 @@ mod tests {
         assert_eq!(h.current().generation, 0);
         // No sensor: no waiting.
         let t = Instant::now();
-        assert_eq!(h.fresh(Duration::from_secs(5)).generation, 0);
+        assert_eq!(h.fresh(Duration::from_secs(5), true).generation, 0);
         assert!(t.elapsed() < Duration::from_secs(1));
         publish(&h, LiveSummary::default());
         assert_eq!(h.current().generation, 1);
@@ -206,8 +233,41 @@ mod tests {
                 },
             );
         });
-        let s = h.fresh(Duration::from_secs(5));
+        let s = h.fresh(Duration::from_secs(5), false);
         assert_eq!((s.generation, s.at), (2, 42));
         sensor.join().unwrap();
+    }
+
+    /// A look at the counters alone does not have the sensor copy its table; a look at the
+    /// rows then finds fresh counters without rows, and asks again for the rows.
+    #[test]
+    fn a_look_at_the_counters_alone_does_not_ask_for_the_rows() {
+        let h = LiveHandle::new();
+        publish(&h, LiveSummary::default());
+        std::thread::sleep(FRESH);
+        // The sensor's side, as `tsusen run` answers.
+        let h2 = h.clone();
+        let sensor = std::thread::spawn(move || {
+            let mut answered = Vec::new();
+            while answered.len() < 2 {
+                if h2.wanted() {
+                    let rows = h2.rows_wanted();
+                    answered.push(rows);
+                    let summary = LiveSummary {
+                        counters_only: !rows,
+                        ..Default::default()
+                    };
+                    publish(&h2, summary);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            answered
+        });
+        let s = h.fresh(Duration::from_secs(5), false);
+        assert_eq!((s.generation, s.counters_only), (2, true));
+        let s = h.fresh(Duration::from_secs(5), true);
+        assert_eq!((s.generation, s.counters_only), (3, false));
+        assert_eq!(sensor.join().unwrap(), vec![false, true]);
+        assert!(!h.wanted() && !h.rows_wanted());
     }
 }
