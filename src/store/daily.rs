@@ -914,6 +914,28 @@ mod tests {
     use crate::addr::Addr;
     use std::collections::BTreeMap;
 
+    /// A fixed xorshift sequence, below `n` each: a failure repeats.
+    fn numbers(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        }
+    }
+
+    /// Sorts rows into file order, folding those of one key.
+    fn fold(order: &RowOrder, rows: &mut Vec<Row>) {
+        order.sort(rows);
+        rows.dedup_by(|b, a| {
+            let same = a.key == b.key;
+            if same {
+                a.merge(b);
+            }
+            same
+        });
+    }
+
     /// A compaction of many appended runs and rows from memory, keys repeated within and
     /// across them, leaves one row per key in file order with the counts summed and the
     /// times widened, whatever the number of runs.
@@ -923,13 +945,7 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let order = RowOrder::new();
         let day = 19_800;
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rand = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rand = numbers(0x9e37_79b9_7f4a_7c15);
         // Forty batches of at most 20 rows stay under APPEND_FLOOR: all but the first append.
         for runs in [1usize, 2, 7, 40] {
             let mut files = DayFiles::open(&dir, 1000).unwrap();
@@ -975,12 +991,8 @@ mod tests {
             let n = batch(&mut files, true).expect("a compaction counts its rows");
             let mut want: Vec<Row> = want.into_values().collect();
             order.sort(&mut want);
-            let mut reader =
-                RowReader::new(io::BufReader::new(File::open(files.path(day)).unwrap()));
-            let mut got = Vec::new();
-            while let Some(r) = reader.next_row().unwrap() {
-                got.push(r.unwrap());
-            }
+            let path = files.path(day);
+            let got = run_rows(&path, 0, fs::metadata(&path).unwrap().len());
             assert_eq!(got, want, "{runs} runs");
             assert_eq!(n, want.len() as u64);
             fs::remove_dir_all(&dir).unwrap();
@@ -1009,13 +1021,7 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let order = RowOrder::new();
         let day = 19_800;
-        let mut seed = 0x853c_49e6_748f_ea9bu64;
-        let mut rand = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rand = numbers(0x853c_49e6_748f_ea9b);
         let mut files = DayFiles::open(&dir, 1000).unwrap();
         let path = files.path(day);
         let mut written: Vec<Row> = Vec::new();
@@ -1036,14 +1042,7 @@ mod tests {
                     }
                 })
                 .collect();
-            order.sort(&mut rows);
-            rows.dedup_by(|b, a| {
-                let same = a.key == b.key;
-                if same {
-                    a.merge(b);
-                }
-                same
-            });
+            fold(&order, &mut rows);
             rows
         };
         // The base, then runs until they outgrow it and a helper is set to work.
@@ -1075,16 +1074,6 @@ mod tests {
         );
         assert_eq!(fs::metadata(&path).unwrap().len(), l.len);
         // Each run in order; together, every row written.
-        let fold = |rows: &mut Vec<Row>| {
-            order.sort(rows);
-            rows.dedup_by(|b, a| {
-                let same = a.key == b.key;
-                if same {
-                    a.merge(b);
-                }
-                same
-            });
-        };
         let mut all = Vec::new();
         for (i, &start) in l.runs.iter().enumerate() {
             let end = l.runs.get(i + 1).copied().unwrap_or(l.len);
@@ -1097,8 +1086,8 @@ mod tests {
             );
             all.extend(run);
         }
-        fold(&mut all);
-        fold(&mut written);
+        fold(&order, &mut all);
+        fold(&order, &mut written);
         assert_eq!(all, written);
         let n = files.write(day, &[], true).unwrap();
         assert_eq!(n, Some(written.len() as u64));
