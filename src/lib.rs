@@ -12,6 +12,7 @@ pub mod decode;
 pub mod detect;
 pub mod faults;
 pub mod hash;
+pub mod heap;
 pub mod json;
 pub mod logger;
 pub mod policy;

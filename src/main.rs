@@ -14,22 +14,8 @@ Commands:
 
 'tsusen COMMAND --help' tells more.";
 
-/// glibc's malloc (the native builds; the boards' static musl has no such knobs) gives each
-/// thread an arena of its own and, once a large buffer is freed, raises its mmap threshold so
-/// later large buffers come from the heap and stay resident after they are freed. One arena
-/// (no thread allocates per packet) and a fixed threshold keep the resident size that of what
-/// is in use.
-fn tune_malloc() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets the allocator's parameters; called before any other thread.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
-}
-
 fn main() -> ExitCode {
-    tune_malloc();
+    tsusen::heap::tune();
     tsusen::logger::init(log::LevelFilter::Info);
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {

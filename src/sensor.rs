@@ -644,6 +644,7 @@ impl Sensor {
         if ok {
             ok = self.save_state();
         }
+        crate::heap::give_back();
         self.retry_at = if ok {
             i64::MIN
         } else {

@@ -29,14 +29,16 @@ use std::path::{Path, PathBuf};
 const UNIX_EPOCH_CE_DAY: i64 = 719_163;
 /// Unreadable lines reported per file before we only count them.
 const BAD_ROW_REPORTS: u64 = 10;
-/// Write buffer of an append or a merge: 64 KiB already makes the system calls few next to
-/// the rows formatted, and it is held beside the full table at every flush.
-const WRITE_BUFFER: usize = 64 * 1024;
-const READ_BUFFER: usize = 64 * 1024;
+/// Write buffer of an append or a merge: 32 KiB (some 500 rows) already makes the system calls
+/// few next to the rows formatted, and it is held beside the full table at every flush.
+const WRITE_BUFFER: usize = 32 * 1024;
+const READ_BUFFER: usize = 32 * 1024;
 /// Read buffers of one merge in all, shared by its runs (each from 4 KiB to READ_BUFFER): a
-/// flood that flushes a full table every second appends a run each time, and 64 KiB per run
-/// would grow with the day.
-const MERGE_READ_BUDGET: usize = 256 * 1024;
+/// flood that flushes a full table every second appends a run each time, and a buffer per run
+/// would grow with the day. A merge's buffers, with its write buffer, are what a flooded
+/// sensor's resident size rises by while a helper compacts (the OpenWrt router profile's
+/// 16 MiB leaves little beside its tables).
+const MERGE_READ_BUDGET: usize = 128 * 1024;
 /// Runs a day file holds at most before the next flush compacts it instead of appending,
 /// which bounds a merge's open files and buffers (96 periodic flushes a day stay under it).
 const MAX_RUNS: usize = 128;
