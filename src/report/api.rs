@@ -214,7 +214,7 @@ impl Report {
     fn data_and_snapshot(&self) -> Result<(std::sync::MutexGuard<'_, Data>, Snapshot), Refusal> {
         let live = self.live.fresh(LIVE_WAIT, true);
         let mut data = self.data();
-        let snap = data.snapshot(live)?;
+        let snap = data.snapshot(live, |generation| self.live.take_rows(generation))?;
         Ok((data, snap))
     }
 

@@ -139,6 +139,39 @@ pub struct Data {
     live: Option<LiveCache>,
 }
 
+/// Live rows by day, sorted in file order and folded to one per key, the days `keep` wants.
+/// Sorted where they lie: the later days are split off (around midnight the table holds two),
+/// the first keeps the vector, so they take no more memory than the sensor's copy.
+fn live_days(
+    mut rows: Vec<Row>,
+    order: &RowOrder,
+    keep: impl Fn(i64) -> bool,
+) -> BTreeMap<i64, Arc<Vec<Row>>> {
+    order.sort(&mut rows);
+    rows.dedup_by(|next, kept| {
+        let same = next.key == kept.key && next.day() == kept.day();
+        if same {
+            kept.merge(next);
+        }
+        same
+    });
+    let mut by_day = BTreeMap::new();
+    while let Some(last) = rows.last() {
+        let day = last.day();
+        let start = rows.partition_point(|r| r.day() < day);
+        let mut one = if start == 0 {
+            std::mem::take(&mut rows)
+        } else {
+            rows.split_off(start)
+        };
+        if keep(day) {
+            one.shrink_to_fit();
+            by_day.insert(day, Arc::new(one));
+        }
+    }
+    by_day
+}
+
 impl Data {
     /// A cache over `dir` that keeps at most `budget` rows between requests (REPORT_CACHE_ROWS)
     /// and lets one request read at most `request_rows` (REPORT_REQUEST_ROWS).
@@ -167,7 +200,14 @@ impl Data {
         self.stats_bytes
     }
 
-    pub fn snapshot(&mut self, live: Arc<LiveSummary>) -> io::Result<Snapshot> {
+    /// The files as they are now and the live rows of summary `live`. `rows` gives the rows
+    /// published with it (`LiveHandle::take_rows`); it is asked only for a generation not
+    /// seen yet, and what it gives is sorted where it lies and kept until the next one.
+    pub fn snapshot(
+        &mut self,
+        live: Arc<LiveSummary>,
+        rows: impl FnOnce(u64) -> Option<Vec<Row>>,
+    ) -> io::Result<Snapshot> {
         let files = days::list(&self.dir)?;
         // The live rows kept depend on the files too (see `LiveSummary::file_lens`).
         let lens_now: Vec<(i64, Option<u64>)> = live
@@ -176,35 +216,52 @@ impl Data {
             .flatten()
             .map(|(d, _)| (*d, files.get(d).map(|s| s.len)))
             .collect();
-        let live_days = match &self.live {
-            Some((g, l, d)) if *g == live.generation && *l == lens_now => d.clone(),
-            // Counters alone (the sensor did not bring its rows in time): the rows last seen
-            // stand, rather than none.
-            Some((_, _, d)) if live.counters_only => d.clone(),
-            _ => {
-                let mut by_day: BTreeMap<i64, Vec<Row>> = BTreeMap::new();
-                for r in &live.rows {
-                    by_day.entry(r.day()).or_default().push(*r);
-                }
-                // Rows a flush has written since they were published are in the file now.
-                if let Some(lens) = &live.file_lens {
-                    by_day.retain(|day, _| {
-                        let then = lens.iter().find(|(d, _)| d == day).map(|(_, l)| *l);
-                        let now = files.get(day).map(|s| s.len);
-                        then.is_none_or(|then| then == now)
-                    });
-                }
-                let d: BTreeMap<i64, Arc<Vec<Row>>> = by_day
-                    .into_iter()
-                    .map(|(day, mut rows)| {
-                        days::sort_fold(&mut rows, &self.order);
-                        (day, Arc::new(rows))
-                    })
-                    .collect();
-                let d = Arc::new(d);
-                self.live = Some((live.generation, lens_now, d.clone()));
+        // Rows a flush has written since they were published are in the file now.
+        let unchanged = |day: i64| {
+            let then = live
+                .file_lens
+                .as_ref()
+                .and_then(|lens| lens.iter().find(|(d, _)| *d == day).map(|(_, l)| *l));
+            then.is_none_or(|then| then == files.get(&day).map(|s| s.len))
+        };
+        let live_days = match self.live.take() {
+            Some((g, l, d)) if g == live.generation => {
+                let d = if l == lens_now {
+                    d
+                } else {
+                    Arc::new(
+                        d.iter()
+                            .filter(|(day, _)| unchanged(**day))
+                            .map(|(day, r)| (*day, r.clone()))
+                            .collect(),
+                    )
+                };
+                self.live = Some((g, lens_now, d.clone()));
                 d
             }
+            // Counters alone (the sensor did not bring its rows in time): the rows last seen
+            // stand, rather than none.
+            Some(kept) if live.counters_only => {
+                let d = kept.2.clone();
+                self.live = Some(kept);
+                d
+            }
+            kept => match rows(live.generation) {
+                Some(rows) => {
+                    // The rows last seen go first: the new ones are up to a table's size.
+                    drop(kept);
+                    let d = Arc::new(live_days(rows, &self.order, unchanged));
+                    self.live = Some((live.generation, lens_now, d.clone()));
+                    d
+                }
+                // Taken already, or replaced by a newer summary since this one was read:
+                // the rows last seen stand until the next request.
+                None => {
+                    let d = kept.as_ref().map(|k| k.2.clone()).unwrap_or_default();
+                    self.live = kept;
+                    d
+                }
+            },
         };
         Ok(Snapshot {
             files,
@@ -647,6 +704,86 @@ mod tests {
     use super::*;
     use crate::tables::Key;
 
+    /// A snapshot of `live` as the report makes one of a sensor's publication: the rows apart.
+    fn snapshot_of(data: &mut Data, mut live: LiveSummary) -> Snapshot {
+        let rows = std::mem::take(&mut live.rows);
+        data.snapshot(Arc::new(live), |_| Some(rows)).unwrap()
+    }
+
+    /// The rows of a publication are taken once and sorted where they lie, by day; a flush
+    /// that writes a day's rows into its file drops that day, and counters alone keep the
+    /// rows last seen.
+    #[test]
+    fn live_rows_are_taken_once_and_kept_by_day() {
+        let dir = std::env::temp_dir().join(format!("tsusen-live-days-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (d1, d2) = (19_800, 19_801);
+        // Midnight: yesterday's rows still in the table, today's first ones, out of order and
+        // with one key twice (the fold).
+        let rows = vec![
+            row(80, 2, d2 * 86_400 + 5, 1),
+            row(22, 9, d1 * 86_400 + 7, 2),
+            row(22, 1, d2 * 86_400 + 3, 4),
+            row(22, 9, d1 * 86_400 + 9, 3),
+        ];
+        let mut live = LiveSummary {
+            generation: 7,
+            file_lens: Some(vec![(d1, None), (d2, None)]),
+            ..Default::default()
+        };
+        let mut data = Data::new(dir.clone(), 1000, 1000);
+        let mut asked = Vec::new();
+        let snap = data
+            .snapshot(Arc::new(live.clone()), |g| {
+                asked.push(g);
+                Some(rows)
+            })
+            .unwrap();
+        assert_eq!(asked, vec![7]);
+        let day1 = &snap.live_days[&d1];
+        assert_eq!(day1.len(), 1);
+        assert_eq!(
+            (day1[0].count, day1[0].first, day1[0].last),
+            (5, d1 * 86_400 + 7, d1 * 86_400 + 14)
+        );
+        let ports: Vec<_> = snap.live_days[&d2].iter().map(|r| r.key.port).collect();
+        assert_eq!(ports, vec![Some(22), Some(80)]);
+        // The same generation again: kept, not asked for.
+        let again = data
+            .snapshot(Arc::new(live.clone()), |_| panic!("asked twice"))
+            .unwrap();
+        assert!(Arc::ptr_eq(&again.live_days, &snap.live_days));
+        // A flush wrote yesterday's file since: its live rows are in it now.
+        std::fs::write(
+            days::path(&dir, d1),
+            "proto dst_port dst_ip src_ip first_seen last_seen count\n",
+        )
+        .unwrap();
+        let flushed = data
+            .snapshot(Arc::new(live.clone()), |_| panic!("asked twice"))
+            .unwrap();
+        assert_eq!(
+            flushed.live_days.keys().copied().collect::<Vec<_>>(),
+            vec![d2]
+        );
+        // Counters alone, a newer generation: the rows last seen stand.
+        live.generation = 8;
+        live.counters_only = true;
+        let counters = data
+            .snapshot(Arc::new(live.clone()), |_| {
+                panic!("no rows with counters alone")
+            })
+            .unwrap();
+        assert!(Arc::ptr_eq(&counters.live_days, &flushed.live_days));
+        // Rows gone (a newer summary replaced this one): the rows last seen stand too.
+        live.generation = 9;
+        live.counters_only = false;
+        let gone = data.snapshot(Arc::new(live), |_| None).unwrap();
+        assert!(Arc::ptr_eq(&gone.live_days, &flushed.live_days));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     fn row(port: u16, src: u8, first: i64, count: u64) -> Row {
         Row {
             key: Key {
@@ -683,7 +820,9 @@ mod tests {
     fn a_kept_period_and_the_days_share_one_budget() {
         let (dir, days) = three_days(10);
         let mut data = Data::new(dir.clone(), 25, 1 << 20);
-        let snap = data.snapshot(Arc::new(LiveSummary::default())).unwrap();
+        let snap = data
+            .snapshot(Arc::new(LiveSummary::default()), |_| None)
+            .unwrap();
         // Files alone: the merged period (10 rows) pushes days out to keep itself.
         let v = data.view(&snap, &days).unwrap();
         assert_eq!((v.len(), v[0].count), (10, 3));
@@ -703,7 +842,7 @@ mod tests {
             generation: 1,
             ..Default::default()
         };
-        let snap = data.snapshot(Arc::new(live)).unwrap();
+        let snap = snapshot_of(&mut data, live.clone());
         let v = data.view(&snap, &days).unwrap();
         assert_eq!(v.len(), 11);
         assert_eq!(v.iter().map(|r| r.count).sum::<u64>(), 34);
@@ -711,7 +850,7 @@ mod tests {
         assert_eq!(data.cached_rows(), 20);
         // A budget of 0 keeps nothing and answers the same.
         let mut none = Data::new(dir.clone(), 0, 1 << 20);
-        let snap0 = none.snapshot(snap.live.clone()).unwrap();
+        let snap0 = snapshot_of(&mut none, live.clone());
         assert_eq!(*none.view(&snap0, &days).unwrap(), *v);
         let stats = none.day_stats(&snap0, days[0], &Filter::default()).unwrap();
         assert_eq!((stats.rows, stats.ports.len()), (10, 10));
@@ -724,7 +863,7 @@ mod tests {
             "10 ports do not fit 200 bytes"
         );
         let mut roomy = Data::new(dir.clone(), 1000, 1 << 20);
-        let snap1 = roomy.snapshot(snap.live.clone()).unwrap();
+        let snap1 = snapshot_of(&mut roomy, live);
         for &d in &days {
             roomy.day_stats(&snap1, d, &Filter::default()).unwrap();
         }
@@ -739,7 +878,9 @@ mod tests {
         let too_large = |e: io::Error| e.kind() == io::ErrorKind::FileTooLarge;
         // 30 rows a request: each day (12) fits, the three together (36) do not.
         let mut data = Data::new(dir.clone(), 1000, 30);
-        let snap = data.snapshot(Arc::new(LiveSummary::default())).unwrap();
+        let snap = data
+            .snapshot(Arc::new(LiveSummary::default()), |_| None)
+            .unwrap();
         for &d in &days {
             assert_eq!(
                 data.day_stats(&snap, d, &Filter::default()).unwrap().rows,
@@ -760,14 +901,16 @@ mod tests {
             ..Default::default()
         };
         let mut cold = Data::new(dir.clone(), 0, 29);
-        let snap = cold.snapshot(Arc::new(live_rows(5))).unwrap();
+        let snap = snapshot_of(&mut cold, live_rows(5));
         assert_eq!(cold.view(&snap, &days[1..]).unwrap().len(), 17);
-        let snap = cold.snapshot(Arc::new(live_rows(6))).unwrap();
+        let snap = snapshot_of(&mut cold, live_rows(6));
         assert!(too_large(cold.view(&snap, &days[1..]).unwrap_err()));
         // One day larger than the limit is refused before it is read whole; its figures
         // stream instead, and nothing of it is kept.
         let mut small = Data::new(dir.clone(), 1000, 11);
-        let snap = small.snapshot(Arc::new(LiveSummary::default())).unwrap();
+        let snap = small
+            .snapshot(Arc::new(LiveSummary::default()), |_| None)
+            .unwrap();
         assert!(too_large(small.day_rows(&snap, days[0], 11).unwrap_err()));
         let s = small.day_stats(&snap, days[0], &Filter::default()).unwrap();
         assert_eq!(
@@ -783,12 +926,18 @@ mod tests {
         let junk = "#".repeat(100) + "\n";
         std::fs::write(days::path(&dir, padded), text + &junk.repeat(45)).unwrap();
         let mut data = Data::new(dir.clone(), 1000, 30);
-        let snap = data.snapshot(Arc::new(LiveSummary::default())).unwrap();
+        let snap = data
+            .snapshot(Arc::new(LiveSummary::default()), |_| None)
+            .unwrap();
         assert_eq!(data.view(&snap, &days[1..]).unwrap().len(), 12);
         let kept = data.cached_rows();
         assert!(too_large(data.view(&snap, &[days[2], padded]).unwrap_err()));
         assert_eq!(data.cached_rows(), kept);
-        assert_eq!(data.view(&snap, &[padded]).unwrap().len(), 12);
+        // Alone it is not surely too long, but its lines, counted before any is parsed, are
+        // more than 30: refused too, its figures stream, from its 12 rows.
+        assert!(too_large(data.view(&snap, &[padded]).unwrap_err()));
+        let s = data.day_stats(&snap, padded, &Filter::default()).unwrap();
+        assert_eq!((s.rows, s.attempts), (12, 12));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -93,6 +93,32 @@ pub fn surely_more_rows(len: u64, limit: usize) -> bool {
     len > (limit as u64).saturating_mul(MAX_ROW_BYTES)
 }
 
+/// Shorter than any row (seven fields, six spaces and a newline: `6 1 :: :: 0 0 1`), so a file
+/// no longer than `limit` times this holds at most `limit` rows.
+const MIN_ROW_BYTES: u64 = 16;
+
+/// Whether `len` bytes of a day file surely hold at most `limit` rows.
+fn surely_fewer_rows(len: u64, limit: usize) -> bool {
+    len <= (limit as u64).saturating_mul(MIN_ROW_BYTES)
+}
+
+/// The newlines in the first `len` bytes of `f`, from its start.
+fn count_lines(f: &mut File, len: u64) -> io::Result<u64> {
+    f.seek(SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut left, mut lines) = (len, 0u64);
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        let n = f.read(&mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        left -= n as u64;
+    }
+    Ok(lines)
+}
+
 /// The error of a read that would hold more than its `limit` of rows.
 pub fn too_many_rows(path: &Path, limit: usize) -> io::Error {
     io::Error::new(
@@ -111,6 +137,13 @@ pub fn read(path: &Path, len: u64, order: &RowOrder, limit: usize) -> io::Result
     }
     let mut f = File::open(path)?;
     let len = whole_lines(&mut f, len)?;
+    // Between the sure bounds, the lines are counted before a row is parsed: a flooded day of
+    // 60-byte rows was read up to `limit` rows (32 MiB of the OpenWrt router's 524,288) only
+    // to learn that it streams. The header and any line that is not a row count as rows
+    // here; a file padded with such lines streams, with the same answers.
+    if !surely_fewer_rows(len, limit) && count_lines(&mut f, len)? > limit as u64 + 1 {
+        return Err(too_many_rows(path, limit));
+    }
     f.seek(SeekFrom::Start(0))?;
     let mut reader = RowReader::new(BufReader::with_capacity(256 * 1024, f.take(len)));
     // About 50 bytes a row: a good first guess that saves the copies of growing.
@@ -275,6 +308,45 @@ mod tests {
         assert_eq!(read(&path, len, &order, 11).unwrap().len(), 0);
         let e = read(&path, len, &order, 10).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        let _ = fs::remove_file(&path);
+    }
+
+    /// Between the sure bounds the lines are counted before any row is parsed: the last line
+    /// that fits is read, one more is refused (even one that is not a row: padding streams).
+    #[test]
+    fn lines_are_counted_before_a_row_is_read() {
+        let path = std::env::temp_dir().join(format!("tsusen-days-c-{}.csv", std::process::id()));
+        let mut w = crate::store::RowWriter::new(Vec::new());
+        w.header().unwrap();
+        let mut text = w.into_inner();
+        for port in 1..=5 {
+            text.extend_from_slice(
+                format!("TCP {port} 198.51.100.1 203.0.113.9 1709251200 1709251260 3\n").as_bytes(),
+            );
+        }
+        std::fs::write(&path, &text).unwrap();
+        let len = text.len() as u64;
+        assert!(!surely_fewer_rows(len, 5) && !surely_more_rows(len, 5));
+        assert_eq!(
+            count_lines(&mut File::open(&path).unwrap(), len).unwrap(),
+            6
+        );
+        assert_eq!(
+            count_lines(&mut File::open(&path).unwrap(), len - 1).unwrap(),
+            5
+        );
+        assert_eq!(read(&path, len, &RowOrder::new(), 5).unwrap().len(), 5);
+        let too_large =
+            |r: io::Result<Vec<Row>>| r.unwrap_err().kind() == io::ErrorKind::FileTooLarge;
+        assert!(too_large(read(&path, len, &RowOrder::new(), 4)));
+        text.extend_from_slice(b"not a row\n");
+        std::fs::write(&path, &text).unwrap();
+        assert!(too_large(read(
+            &path,
+            text.len() as u64,
+            &RowOrder::new(),
+            5
+        )));
         let _ = fs::remove_file(&path);
     }
 

@@ -23,7 +23,9 @@ pub struct LiveSummary {
     pub started: i64,
     /// Rows counted since the last flush, of any day (at midnight the table briefly holds
     /// yesterday's too): what the files do not hold yet. Order does not matter. Empty when
-    /// `counters_only`.
+    /// `counters_only`. The sensor's copy of its table travels here; `publish` moves it into the
+    /// handle, from which the report takes it once (`LiveHandle::take_rows`), so the summaries
+    /// readers hold never have rows.
     pub rows: Vec<Row>,
     /// Published for the counters alone (a look at /metrics or /api/status): `rows` is empty
     /// rather than a copy of up to the whole table.
@@ -85,6 +87,8 @@ impl LiveSummary {
 /// fresher one (`None` when nobody is).
 struct Current {
     summary: Arc<LiveSummary>,
+    /// The rows published with `summary`, until the report takes them.
+    rows: Option<Vec<Row>>,
     published: Instant,
     asked: Option<Instant>,
 }
@@ -116,6 +120,7 @@ impl LiveHandle {
         LiveHandle(Arc::new(Shared {
             current: Mutex::new(Current {
                 summary: Arc::new(LiveSummary::default()),
+                rows: None,
                 published: Instant::now(),
                 asked: None,
             }),
@@ -128,6 +133,18 @@ impl LiveHandle {
     /// The latest summary (generation 0 when no sensor ever published).
     pub fn current(&self) -> Arc<LiveSummary> {
         self.lock().summary.clone()
+    }
+
+    /// The rows published with summary `generation`, once: the report sorts them where they
+    /// lie, rather than keep a sorted copy beside a copy of the whole table. `None` when they
+    /// were taken, when there were none (counters alone, no sensor), or when a newer summary
+    /// has replaced that one.
+    pub fn take_rows(&self, generation: u64) -> Option<Vec<Row>> {
+        let mut current = self.lock();
+        if current.summary.generation != generation {
+            return None;
+        }
+        current.rows.take()
     }
 
     /// For the sensor, once per second of its clock (not per packet): true when a reader asked
@@ -187,7 +204,9 @@ impl LiveHandle {
 pub fn publish(handle: &LiveHandle, mut summary: LiveSummary) {
     let mut guard = handle.lock();
     summary.generation = guard.summary.generation + 1;
+    let rows = std::mem::take(&mut summary.rows);
     *guard = Current {
+        rows: (!summary.counters_only).then_some(rows),
         summary: Arc::new(summary),
         published: Instant::now(),
         asked: None,
@@ -236,6 +255,44 @@ mod tests {
         let s = h.fresh(Duration::from_secs(5), false);
         assert_eq!((s.generation, s.at), (2, 42));
         sensor.join().unwrap();
+    }
+
+    /// The rows of a publication are not in the summary readers hold: the report takes them
+    /// from the handle, once, and only those of the summary it read.
+    #[test]
+    fn published_rows_are_taken_once() {
+        let h = LiveHandle::new();
+        assert_eq!(h.take_rows(0), None);
+        let row = Row {
+            key: crate::tables::Key {
+                proto: 17,
+                port: Some(53),
+                dst: Addr::v4([198, 51, 100, 1]),
+                src: Addr::v4([203, 0, 113, 9]),
+            },
+            first: 1_700_000_000,
+            last: 1_700_000_000,
+            count: 3,
+        };
+        publish(
+            &h,
+            LiveSummary {
+                rows: vec![row; 2],
+                ..Default::default()
+            },
+        );
+        assert!(h.current().rows.is_empty());
+        assert_eq!(h.take_rows(2), None);
+        assert_eq!(h.take_rows(1), Some(vec![row; 2]));
+        assert_eq!(h.take_rows(1), None);
+        publish(
+            &h,
+            LiveSummary {
+                counters_only: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(h.take_rows(2), None);
     }
 
     /// A look at the counters alone does not have the sensor copy its table; a look at the
