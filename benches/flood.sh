@@ -172,7 +172,7 @@ live_conf() { # profile
 }
 
 live_flood() { # binary profile goal-MiB
-    local b=$1 prof=$2 goal=$3 pid sampler attempts total hwm drops sent looked hping page look
+    local b=$1 prof=$2 goal=$3 pid sampler attempts total hwm drops sent looked hping page look before
     live_conf "$prof"
     rm -rf "$work/live" "$work/state.bin" "$work/events.jsonl" "$work/looking"
     mkdir -p "$work/live"
@@ -200,7 +200,8 @@ live_flood() { # binary profile goal-MiB
     # what follows is the look's, flood included. The samples stop there too: the report keeps
     # some of what it read (REPORT_CACHE_ROWS), which is not the capture's.
     sleep $((live_seconds > 10 ? live_seconds - 5 : live_seconds / 2))
-    ip netns exec "$sen" curl -s -o /dev/null http://127.0.0.1:8339/metrics || true
+    before=$(ip netns exec "$sen" curl -s http://127.0.0.1:8339/metrics |
+        awk '/^tsusen_capture_drops_total/ { print $2 }' || true)
     sleep 1
     looked=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
     hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
@@ -223,7 +224,7 @@ live_flood() { # binary profile goal-MiB
     # its last line: asking /metrics would have it copy its table for the report.
     drops=$(sed -n 's/.*stopped: .*, kernel drops \([0-9]*\).*/\1/p' "$work/live.err")
     total=$(csv_total "$work/live")
-    echo "live flood, hping3 --flood --rand-source $mode for $live_seconds s, $prof profile, detectors on: sent ${sent:-?}, kernel drops ${drops:-?}, attempts $attempts, CSV total $total, events in the file $(wc -l <"$work/events.jsonl")"
+    echo "live flood, hping3 --flood --rand-source $mode for $live_seconds s, $prof profile, detectors on: sent ${sent:-?}, kernel drops ${drops:-?} (${before:-?} before the look at the page), attempts $attempts, CSV total $total, events in the file $(wc -l <"$work/events.jsonl")"
     report "live flood" "$work/rss-live"
     echo "live flood: resident size after a look at /metrics: ${looked:-?} MiB"
     awk -v h="$hwm" -v g="$goal" 'BEGIN { printf "live flood: kernel peak (VmHWM) until the look %.1f MiB; goal at most %d MiB: %s\n",
