@@ -102,12 +102,13 @@ fn surely_fewer_rows(len: u64, limit: usize) -> bool {
     len <= (limit as u64).saturating_mul(MIN_ROW_BYTES)
 }
 
-/// The newlines in the first `len` bytes of `f`, from its start.
-fn count_lines(f: &mut File, len: u64) -> io::Result<u64> {
+/// The newlines in the first `len` bytes of `f`, from its start, counted until they are more
+/// than `enough` (a flooded file is known too long a third of the way in).
+fn count_lines(f: &mut File, len: u64, enough: u64) -> io::Result<u64> {
     f.seek(SeekFrom::Start(0))?;
     let mut buf = vec![0u8; 64 * 1024];
     let (mut left, mut lines) = (len, 0u64);
-    while left > 0 {
+    while left > 0 && lines <= enough {
         let want = buf.len().min(left as usize);
         let n = f.read(&mut buf[..want])?;
         if n == 0 {
@@ -141,7 +142,8 @@ pub fn read(path: &Path, len: u64, order: &RowOrder, limit: usize) -> io::Result
     // 60-byte rows was read up to `limit` rows (32 MiB of the OpenWrt router's 524,288) only
     // to learn that it streams. The header and any line that is not a row count as rows
     // here; a file padded with such lines streams, with the same answers.
-    if !surely_fewer_rows(len, limit) && count_lines(&mut f, len)? > limit as u64 + 1 {
+    let lines = limit as u64 + 1;
+    if !surely_fewer_rows(len, limit) && count_lines(&mut f, len, lines)? > lines {
         return Err(too_many_rows(path, limit));
     }
     f.seek(SeekFrom::Start(0))?;
@@ -327,14 +329,17 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let len = text.len() as u64;
         assert!(!surely_fewer_rows(len, 5) && !surely_more_rows(len, 5));
-        assert_eq!(
-            count_lines(&mut File::open(&path).unwrap(), len).unwrap(),
-            6
-        );
-        assert_eq!(
-            count_lines(&mut File::open(&path).unwrap(), len - 1).unwrap(),
-            5
-        );
+        let count = |len: u64, enough: u64| {
+            count_lines(&mut File::open(&path).unwrap(), len, enough).unwrap()
+        };
+        assert_eq!((count(len, 6), count(len - 1, 6)), (6, 5));
+        // Past `enough`, counting stops with the buffer it has read: 64 KiB of a longer file.
+        let line = "TCP 22 198.51.100.1 203.0.113.9 1709251200 1709251260 3\n";
+        std::fs::write(&path, line.repeat(3000)).unwrap();
+        let all = (line.len() * 3000) as u64;
+        assert_eq!(count(all, 3000), 3000);
+        assert_eq!(count(all, 10), (64 * 1024 / line.len()) as u64);
+        std::fs::write(&path, &text).unwrap();
         assert_eq!(read(&path, len, &RowOrder::new(), 5).unwrap().len(), 5);
         let too_large =
             |r: io::Result<Vec<Row>>| r.unwrap_err().kind() == io::ErrorKind::FileTooLarge;
